@@ -1,0 +1,61 @@
+"""Search algorithms and trial schedulers: every registered one builds from a spec."""
+
+from __future__ import annotations
+
+import pytest
+
+from tune_app.runner import SEARCH_ALGS, TRIAL_SCHEDULERS
+from tune_app.spec import load_spec
+
+from .conftest import write_spec
+
+
+@pytest.fixture
+def finite_spec(tmp_path, tiny_spec_data):
+    tiny_spec_data["search"]["lr"] = {"choice": [1e-3, 1e-2]}
+    tiny_spec_data["search"]["loss"]["choice"][1]["alpha"] = 0.5
+    return load_spec(write_spec(tmp_path / "finite.yaml", tiny_spec_data))
+
+
+@pytest.mark.parametrize("name", sorted(SEARCH_ALGS))
+def test_each_search_algorithm_suggests_valid_configs(name, finite_spec):
+    finite_spec.tune.search_alg = name
+    searcher = SEARCH_ALGS[name](finite_spec)
+    names = set(finite_spec.space.parameter_names)
+    for i in range(4):
+        flat = searcher.suggest(f"trial_{i}")
+        assert {"lr", "loss", "scheduler"} <= set(flat) <= names
+        config = finite_spec.train_config(flat)  # every suggestion turns into a trainable config
+        assert config.loss["name"] in ("ce", "focal")
+
+
+def test_grid_search_hands_out_each_point_once_then_finishes(finite_spec):
+    searcher = SEARCH_ALGS["grid"](finite_spec)
+    points = []
+    while (point := searcher.suggest(f"t{len(points)}")) != "FINISHED":
+        points.append(point)
+    # 2 lrs x (ce + focal with 2 gammas) x (cosine + step with 2 step sizes)
+    assert len(points) == finite_spec.space.grid_size() == 2 * 3 * 3
+    assert len({tuple(sorted(p.items())) for p in points}) == len(points)
+
+
+def test_grid_searcher_state_survives_a_save_and_restore(finite_spec, tmp_path):
+    searcher = SEARCH_ALGS["grid"](finite_spec)
+    first = [searcher.suggest(str(i)) for i in range(3)]
+    searcher.save(str(tmp_path / "grid.json"))
+    restored = SEARCH_ALGS["grid"](finite_spec)
+    restored.restore(str(tmp_path / "grid.json"))
+    assert restored.suggest("3") == finite_spec.space.grid()[3]
+    assert first == finite_spec.space.grid()[:3]
+
+
+@pytest.mark.parametrize("name", sorted(TRIAL_SCHEDULERS))
+def test_each_trial_scheduler_builds(name, finite_spec):
+    scheduler = TRIAL_SCHEDULERS[name](finite_spec)
+    assert hasattr(scheduler, "on_trial_result")
+
+
+def test_asha_budget_follows_the_epochs(finite_spec):
+    finite_spec.train.epochs = 6
+    scheduler = TRIAL_SCHEDULERS["asha"](finite_spec)
+    assert scheduler._max_t == 6 and scheduler._time_attr == "training_iteration"

@@ -1,0 +1,86 @@
+"""The training loop on real digits with a real (tiny) timm model, without Ray."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from tune_app.training import DataConfig, DivergedError, TrainConfig, TrainingRun, build_data
+
+
+@pytest.fixture(scope="module")
+def digits16():
+    return build_data(DataConfig(dataset="digits", image_size=16))
+
+
+def tiny_config(**overrides) -> TrainConfig:
+    values = dict(model="timm/test_resnet", image_size=16, epochs=2, lr=3e-3, device="cpu")
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_a_few_batches_reduce_the_training_loss(digits16):
+    run = TrainingRun(tiny_config(), data=digits16)
+    before = run.evaluate()
+    run.train_one_epoch(max_steps=15)
+    after = run.evaluate()
+    assert after["val_loss"] < before["val_loss"]
+    assert 0.0 <= after["val_acc"] <= 1.0 and 0.0 <= after["val_f1"] <= 1.0
+
+
+def test_epochs_report_every_metric_and_the_lr(digits16):
+    run = TrainingRun(tiny_config(scheduler={"name": "step", "step_size": 1, "gamma": 0.5}), data=digits16)
+    history = list(run.epochs())
+    assert [m["epoch"] for m in history] == [1, 2]
+    for metrics in history:
+        assert {"train_loss", "val_loss", "val_acc", "val_f1", "lr", "train_throughput", "trainable_params"} <= set(metrics)
+        assert all(math.isfinite(v) for v in metrics.values())
+    assert [m["lr"] for m in history] == pytest.approx([3e-3, 1.5e-3])
+    assert list(run.epochs()) == []  # the budget is spent
+
+
+def test_two_runs_of_one_config_give_the_same_history(digits16):
+    first = [m["val_loss"] for m in TrainingRun(tiny_config(epochs=1), data=digits16).epochs()]
+    second = [m["val_loss"] for m in TrainingRun(tiny_config(epochs=1), data=digits16).epochs()]
+    assert first == second
+
+
+def test_bf16_autocast_trains_on_the_cpu(digits16):
+    run = TrainingRun(tiny_config(amp="bf16", epochs=1), data=digits16)
+    metrics = next(run.epochs())
+    assert math.isfinite(metrics["train_loss"])
+
+
+def test_fp16_on_the_cpu_falls_back_to_bf16_with_a_warning(digits16):
+    with pytest.warns(UserWarning, match="fp16 needs a CUDA device; using bf16"):
+        run = TrainingRun(tiny_config(amp="fp16"), data=digits16)
+    assert not run.scaler.is_enabled()
+
+
+def test_a_diverging_loss_stops_the_run(digits16):
+    run = TrainingRun(tiny_config(lr=1e30, optimizer="sgd"), data=digits16)
+    with pytest.raises(DivergedError, match="training loss is nan|training loss is inf"):
+        run.train_one_epoch()
+
+
+def test_state_dict_loads_with_weights_only(tmp_path, digits16):
+    run = TrainingRun(tiny_config(), data=digits16)
+    run.train_one_epoch(max_steps=2)
+    run.epoch = 1
+    torch.save(run.state_dict(), tmp_path / "state.pt")
+    state = torch.load(tmp_path / "state.pt", weights_only=True)
+    other = TrainingRun(tiny_config(), data=digits16)
+    other.load_state_dict(state)
+    assert other.epoch == 1
+    for a, b in zip(run.model.state_dict().values(), other.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_the_training_package_runs_without_ray():
+    import subprocess
+    import sys
+
+    code = "import sys, tune_app.training; assert not any(m == 'ray' or m.startswith('ray.') for m in sys.modules)"
+    subprocess.run([sys.executable, "-c", code], check=True)

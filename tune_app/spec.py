@@ -1,0 +1,333 @@
+"""YAML file -> validated, typed experiment spec.
+
+``load_spec`` reads a file with a safe loader, applies ``--set`` overrides, then
+validates everything a run depends on before anything starts: unknown keys, wrong
+types, impossible ranges and unknown names are reported with the dotted path of the
+field, the bad value and what is allowed, all problems at once.
+
+Example:
+    >>> spec = load_spec("search_spaces/quickstart.yaml", overrides=["train.epochs=2"])
+    >>> spec.train.epochs
+    2
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from .errors import SpecError
+from .runner import SEARCH_ALGS, TRIAL_SCHEDULERS
+from .space import SearchSpace, SpaceError, parse_space
+from .training import DATASETS, KNOBS, METRICS, TASKS, TrainConfig
+from .training.models import check_model_name
+from .training.optimizers import OPTIMIZERS
+
+MAX_SPEC_BYTES = 1_000_000
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# Knobs that have a home outside `search:` too; setting both would be ambiguous.
+KNOB_HOMES = {"optimizer": "train.optimizer", "batch_size": "data.batch_size"}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class DataSpec(_Section):
+    dataset: str = "digits"
+    image_size: int = Field(32, ge=8, le=2048)
+    batch_size: int = Field(64, ge=1)
+    num_workers: int = Field(0, ge=0)
+
+
+class ModelSpec(_Section):
+    name: str = "timm/resnet18"
+    pretrained: bool = False
+
+
+class TrainSpec(_Section):
+    epochs: int = Field(8, ge=1)
+    optimizer: str = "adamw"
+    seed: int = 0
+    metric: str = "val_acc"
+    mode: Literal["max", "min"] | None = None  # default: the metric's natural direction
+    device: str = "auto"
+
+
+class ResourcesSpec(_Section):
+    cpu: float = Field(1.0, gt=0)
+    gpu: float = Field(0.0, ge=0)
+
+
+class TuneSpec(_Section):
+    num_samples: int = Field(8, ge=1)
+    search_alg: str = "optuna"
+    scheduler: str = "asha"
+    max_concurrent: int | None = Field(None, ge=1)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    address: str | None = None
+    storage: str = "tune_results"
+    seed: int | None = None  # search seed; default: train.seed
+
+
+class ExperimentSpec(_Section):
+    """A whole experiment: what to train (data, model, train) and how to search (search, tune)."""
+
+    name: str = "experiment"
+    task: str = "classification"
+    data: DataSpec = Field(default_factory=DataSpec)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    search: dict[str, Any] = Field(default_factory=dict)
+    tune: TuneSpec = Field(default_factory=TuneSpec)
+
+    _space: SearchSpace = PrivateAttr()
+
+    @property
+    def space(self) -> SearchSpace:
+        return self._space
+
+    @property
+    def metric(self) -> str:
+        return self.train.metric
+
+    @property
+    def mode(self) -> str:
+        return self.train.mode or METRICS[self.task][self.train.metric]
+
+    @property
+    def search_seed(self) -> int:
+        return self.train.seed if self.tune.seed is None else self.tune.seed
+
+    def trial_count(self) -> int:
+        """Trials the search runs: the grid size for grid search, else ``num_samples``."""
+        return self.space.grid_size() if self.tune.search_alg == "grid" else self.tune.num_samples
+
+    def train_config(self, flat: Mapping[str, Any] | None = None) -> TrainConfig:
+        """The complete training config of one trial; ``flat=None`` uses every default."""
+        knobs = self.space.nest(self.space.defaults() if flat is None else flat)
+        base = dict(
+            task=self.task,
+            model=self.model.name,
+            pretrained=self.model.pretrained,
+            dataset=self.data.dataset,
+            image_size=self.data.image_size,
+            batch_size=self.data.batch_size,
+            num_workers=self.data.num_workers,
+            epochs=self.train.epochs,
+            optimizer=self.train.optimizer,
+            seed=self.train.seed,
+            device=self.train.device,
+        )
+        return TrainConfig(**{**base, **knobs})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved spec as plain data (what ``spec.yaml`` holds), mode filled in."""
+        data = self.model_dump(mode="json")
+        data["train"]["mode"] = self.mode
+        return data
+
+    def fixed_at(self, flat: Mapping[str, Any]) -> dict[str, Any]:
+        """This spec with ``search:`` fixed at one trial's values: runnable with ``tune-app train``."""
+        data = self.to_dict()
+        data["search"] = self.space.nest(flat)
+        return data
+
+
+# ------------------------------------------------------------------- loading
+def load_spec(
+    path: str | Path,
+    overrides: Sequence[str] = (),
+    *,
+    name: str | None = None,
+    storage: str | None = None,
+    address: str | None = None,
+) -> ExperimentSpec:
+    """Read, override and validate a spec file; raise :class:`SpecError` on any problem."""
+    source = str(path)
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise SpecError(f"the file must hold a mapping of sections (name, data, model, train, search, tune), "
+                        f"got {type(raw).__name__}", source)
+    raw.setdefault("name", Path(path).stem)
+    for item in overrides:
+        apply_override(raw, item)
+    for key, value in (("name", name), ("tune.storage", storage), ("tune.address", address)):
+        if value is not None:
+            _set_path(raw, _split_path(key), value, key)
+    return validate_spec(raw, source)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Load one YAML document with the safe loader; errors name the line and column."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"no such file: {path}")
+    if path.stat().st_size > MAX_SPEC_BYTES:
+        raise SpecError(f"the file is {path.stat().st_size} bytes; a spec may be at most {MAX_SPEC_BYTES}", str(path))
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise SpecError(f"invalid YAML: {where}{exc.problem or exc.context}", str(path)) from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise SpecError(f"invalid YAML: {exc}", str(path)) from None
+
+
+def validate_spec(raw: dict[str, Any], source: str | None = None) -> ExperimentSpec:
+    """Validate already-loaded spec data (e.g. a round trip of ``to_dict``)."""
+    try:
+        spec = ExperimentSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError([_pydantic_problem(err) for err in exc.errors()], source) from None
+    problems = _check_names(spec)
+    try:
+        spec._space = parse_space(spec.search, KNOBS)
+    except SpaceError as exc:
+        problems.append((exc.path, exc.message))
+    else:
+        problems += _check_search(spec)
+    if problems:
+        raise SpecError(problems, source)
+    return spec
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """Apply one ``--set dotted.key=value`` (value parsed as YAML) to ``raw`` in place."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise SpecError(f"--set expects key=value (e.g. train.epochs=3), got {item!r}")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"--set {key}: the value {text!r} is not valid YAML ({exc})") from None
+    _set_path(raw, _split_path(key), value, key)
+
+
+_KEY = re.compile(r"[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*|\[\d+\])*")
+_PART = re.compile(r"\.?([A-Za-z_][\w-]*)|\[(\d+)\]")
+
+
+def _split_path(key: str) -> list[str | int]:
+    if not _KEY.fullmatch(key):
+        raise SpecError(f"--set: cannot read the key {key!r}; write dotted names with [i] for list items, "
+                        f"e.g. search.loss.choice[1].gamma")
+    return [m.group(1) if m.group(1) is not None else int(m.group(2)) for m in _PART.finditer(key)]
+
+
+def _set_path(raw: Any, parts: list[str | int], value: Any, key: str) -> None:
+    node = raw
+    for depth, part in enumerate(parts[:-1]):
+        child = node[part] if _has(node, part) else None
+        if child is None:
+            if isinstance(part, int):
+                raise SpecError(f"--set {key}: {_dotted(parts[:depth + 1])} does not exist")
+            child = node[part] = {}
+        if not isinstance(child, (dict, list)):
+            raise SpecError(f"--set {key}: {_dotted(parts[:depth + 1])} is {child!r}, not a mapping or list")
+        node = child
+    last = parts[-1]
+    if isinstance(node, list) and not (isinstance(last, int) and last < len(node)):
+        raise SpecError(f"--set {key}: {_dotted(parts)} does not exist (the list has {len(node)} items)")
+    if isinstance(node, dict) and isinstance(last, int):
+        raise SpecError(f"--set {key}: {_dotted(parts[:-1])} is a mapping, not a list")
+    node[last] = value
+
+
+def _has(node: Any, part: str | int) -> bool:
+    if isinstance(node, dict):
+        return isinstance(part, str) and part in node
+    return isinstance(part, int) and part < len(node)
+
+
+def _dotted(parts: Sequence[str | int]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else p) for i, p in enumerate(parts))
+
+
+# ---------------------------------------------------------------- checking
+def _pydantic_problem(err: Mapping[str, Any]) -> tuple[str, str]:
+    loc = tuple(err["loc"])
+    path = _dotted(loc)
+    if err["type"] == "extra_forbidden":
+        fields = _fields_at(loc[:-1])
+        hint = ""
+        close = difflib.get_close_matches(str(loc[-1]), fields, n=1)
+        if close:
+            hint = f" (did you mean {close[0]!r}?)"
+        return path, f"unknown key{hint}; valid keys here: {', '.join(fields)}"
+    value = err.get("input")
+    shown = repr(value)
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    return path, f"{err['msg']}, got {shown}"
+
+
+def _fields_at(loc: Sequence[Any]) -> list[str]:
+    model: Any = ExperimentSpec
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _unknown(value: Any, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(str(value), list(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown name {value!r}{hint}; valid: {', '.join(known)}"
+
+
+def _check_names(spec: ExperimentSpec) -> list[tuple[str, str]]:
+    problems = []
+    if not NAME_PATTERN.match(spec.name):
+        problems.append(("name", f"must be a plain directory name (letters, digits, '.', '_', '-'; at most 100, "
+                                 f"not starting with '.' or '-'), got {spec.name!r}"))
+    names = {
+        "task": (spec.task, TASKS),
+        "data.dataset": (spec.data.dataset, list(DATASETS)),
+        "train.optimizer": (spec.train.optimizer, list(OPTIMIZERS)),
+        "tune.search_alg": (spec.tune.search_alg, list(SEARCH_ALGS)),
+        "tune.scheduler": (spec.tune.scheduler, list(TRIAL_SCHEDULERS)),
+    }
+    for path, (value, known) in names.items():
+        if value not in known:
+            problems.append((path, _unknown(value, known)))
+    if spec.task in METRICS and spec.train.metric not in METRICS[spec.task]:
+        problems.append(("train.metric", f"{_unknown(spec.train.metric, list(METRICS[spec.task]))} "
+                                         f"(the metrics a {spec.task} trial reports)"))
+    try:
+        check_model_name(spec.model.name)
+    except ValueError as exc:
+        problems.append(("model.name", str(exc)))
+    if spec.train.device not in ("auto", "cpu") and not re.fullmatch(r"cuda(:\d+)?", spec.train.device):
+        problems.append(("train.device", f"must be auto, cpu, cuda or cuda:N, got {spec.train.device!r}"))
+    gpu = spec.tune.resources.gpu
+    if gpu > 1 and gpu != int(gpu):
+        problems.append(("tune.resources.gpu", f"a fraction of a GPU must be <= 1 (several trials share one card); "
+                                               f"above 1 it must be a whole number, got {gpu}"))
+    return problems
+
+
+def _check_search(spec: ExperimentSpec) -> list[tuple[str, str]]:
+    problems = []
+    for knob, home in KNOB_HOMES.items():
+        section, field = home.split(".")
+        if knob in spec.search and field in getattr(spec, section).model_fields_set:
+            problems.append((f"search.{knob}", f"is also set at {home}; set it in one place"))
+    if spec.train.metric == "val_loss" and spec.space.is_searched("loss"):
+        problems.append(("train.metric", "val_loss cannot rank trials that use different losses (their values are "
+                                         "not comparable); optimize val_acc or val_f1 instead"))
+    if spec.tune.search_alg == "grid":
+        try:
+            spec.space.grid_size()
+        except SpaceError as exc:
+            problems.append((exc.path, exc.message))
+    return problems
