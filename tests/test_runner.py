@@ -59,3 +59,46 @@ def test_asha_budget_follows_the_epochs(finite_spec):
     finite_spec.train.epochs = 6
     scheduler = TRIAL_SCHEDULERS["asha"](finite_spec)
     assert scheduler._max_t == 6 and scheduler._time_attr == "training_iteration"
+
+
+def _listening() -> set[tuple[str, int]]:
+    """(address, port) of every listening TCP socket on this machine, from /proc."""
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        with open(table) as handle:
+            for line in handle.readlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                if state == "0A":  # LISTEN
+                    address, port = local.split(":")
+                    found.add((address, int(port, 16)))
+    return found
+
+
+LOOPBACK = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
+
+
+@pytest.mark.ray
+def test_the_local_ray_instance_listens_on_loopback_only():
+    import os
+    import subprocess
+    import sys
+
+    # Ray imported first and the variable unset: the worst case for binding.
+    script = (
+        "import ray, time\n"
+        "from tune_app.runner import ray_session\n"
+        "with ray_session(None):\n"
+        "    ray.get(ray.remote(lambda: 1).remote())\n"
+        "    print('ready', flush=True)\n"
+        "    time.sleep(8)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
+    before = _listening()
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        opened = _listening() - before
+    finally:
+        proc.wait(timeout=120)
+    assert opened, "Ray opened no listening socket?"
+    assert {address for address, _ in opened} <= LOOPBACK, opened

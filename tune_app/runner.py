@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -107,6 +108,24 @@ TRIAL_SCHEDULERS: dict[str, Callable[["ExperimentSpec"], Any]] = {
 
 
 # ------------------------------------------------------------------ Ray itself
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def _loopback_only() -> None:
+    """Make a local Ray instance listen on 127.0.0.1 only, unless the user set LOOPBACK_ENV=1.
+
+    On Linux Ray binds to the machine's address by default, which would open the
+    instance to the network; with this variable at 0 it uses loopback. Ray reads it
+    once, when first imported, so if Ray was imported before (a notebook, a test),
+    the constant it read is updated too.
+    """
+    os.environ.setdefault(LOOPBACK_ENV, "0")
+    if os.environ[LOOPBACK_ENV] == "0" and "ray" in sys.modules:
+        import ray._private.ray_constants as ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False
+
+
 @contextmanager
 def ray_session(address: str | None, verbose: bool = False) -> Iterator[None]:
     """Connect to ``address``, or start a private local Ray instance; shut down what we started."""
@@ -119,8 +138,7 @@ def ray_session(address: str | None, verbose: bool = False) -> Iterator[None]:
     if address:
         ray.init(address=address, logging_level=quiet, log_to_driver=verbose)
     else:
-        # Loopback only: a sweep on a laptop must not open a cluster to the network.
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        _loopback_only()  # a sweep on a laptop must not open a cluster to the network
         ray.init(address="local", include_dashboard=False, logging_level=quiet, log_to_driver=verbose)
     try:
         yield
@@ -180,6 +198,8 @@ def run_sweep(
 ) -> Any:
     """Run the experiment on Ray Tune into ``experiment_dir``; returns Ray's ``ResultGrid``."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the old reporter honours verbose=0
+    if not spec.tune.address:
+        _loopback_only()  # before Ray's first import, so the supported path needs no patch
     from ray import tune
 
     from .trainable import train_trial
