@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Protocol, Union
@@ -98,6 +99,18 @@ class IntRange:
 class Categorical:
     values: tuple[Any, ...]
     default: Any = None
+
+    @property
+    def labels(self) -> list[Any]:
+        """What the flat config holds: the value itself, or its JSON text for lists (Optuna needs scalars)."""
+        return [_label_of(v) for v in self.values]
+
+    def value_of(self, label: Any) -> Any:
+        return self.values[self.labels.index(label)]
+
+
+def _label_of(value: Any) -> Any:
+    return value if value is None or isinstance(value, (bool, int, float, str)) else json.dumps(value)
 
 
 @dataclass(frozen=True)
@@ -182,7 +195,7 @@ def _parse_value(raw: Any, param: ParamSchema, path: str) -> Node:
         if kind == "int":
             return IntRange(int(low), int(high), log=bool(raw.get("log", False)), default=default)
         return Uniform(float(low), float(high), log=kind == "loguniform", default=default)
-    if isinstance(raw, list):
+    if isinstance(raw, list) and param.kind is not list:
         raise SpaceError(path, f"a list is not a value here; to search over these values write choice: {_show(raw)}")
     return Fixed(_check(param, raw, path))
 
@@ -438,7 +451,7 @@ def _is_searched(node: Node) -> bool:
 def _suggest(entry: _Entry, trial: Any) -> None:
     node = entry.node
     if isinstance(node, Categorical):
-        trial.suggest_categorical(entry.name, list(node.values))
+        trial.suggest_categorical(entry.name, node.labels)
     elif isinstance(node, Uniform):
         trial.suggest_float(entry.name, node.low, node.high, log=node.log)
     elif isinstance(node, IntRange):
@@ -471,7 +484,7 @@ def _expand(entry: _Entry) -> list[dict[str, Any]]:
     if isinstance(node, Fixed):
         return [{}]
     if isinstance(node, Categorical):
-        return [{entry.name: v} for v in node.values]
+        return [{entry.name: label} for label in node.labels]
     if isinstance(node, IntRange):
         return [{entry.name: v} for v in range(node.low, node.high + 1)]
     if isinstance(node, Conditional):
@@ -500,7 +513,7 @@ def _walk_with_picks(entries: tuple[_Entry, ...], picks: dict[str, Any]) -> Iter
 def _picks_of(entry: _Entry, picks: dict[str, Any]) -> list[dict[str, Any]]:
     node = entry.node
     if isinstance(node, Categorical):
-        return [{**picks, entry.name: value} for value in node.values]
+        return [{**picks, entry.name: label} for label in node.labels]
     if isinstance(node, Conditional) and len(node.options) > 1:
         return [{**picks, entry.name: option.label} for option in node.options]
     return []
@@ -509,7 +522,8 @@ def _picks_of(entry: _Entry, picks: dict[str, Any]) -> list[dict[str, Any]]:
 def _defaults(entry: _Entry, flat: dict[str, Any], picks: Mapping[str, Any]) -> None:
     node = entry.node
     if isinstance(node, Categorical):
-        flat[entry.name] = picks.get(entry.name, node.values[0] if node.default is None else node.default)
+        default = node.values[0] if node.default is None else node.default
+        flat[entry.name] = picks.get(entry.name, _label_of(default))
     elif isinstance(node, (Uniform, IntRange)):
         flat[entry.name] = node.middle() if node.default is None else node.default
     elif isinstance(node, Conditional):
@@ -524,6 +538,8 @@ def _nest(entry: _Entry, flat: Mapping[str, Any]) -> Any:
     node = entry.node
     if isinstance(node, Fixed):
         return node.value
+    if isinstance(node, Categorical):
+        return node.value_of(flat[entry.name])
     if not isinstance(node, Conditional):
         return flat[entry.name]
     label = flat[entry.name] if len(node.options) > 1 else node.options[0].label

@@ -116,7 +116,7 @@ class TrainingRun:
         lr = current_lr(self.optimizer)
         train = self.train_one_epoch()
         val = self.evaluate()
-        self.schedule.after_epoch()
+        self.schedule.after_epoch({**train, **val})
         self.epoch += 1
         return {"epoch": self.epoch, **train, **val, "lr": lr,
                 "trainable_params": count_parameters(self.model, trainable_only=True)}

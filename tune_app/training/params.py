@@ -33,6 +33,8 @@ class Param:
         choices: The valid values, for a parameter with a fixed set of them.
         coerce: Maps YAML spellings to the canonical value before checking
             (``amp: off`` is YAML's ``False``).
+        item: For ``kind=list``: the schema of every item (``milestones: [2, 4]``).
+        min_items: For ``kind=list``: the fewest items allowed.
         help: One line for ``tune-app list``.
     """
 
@@ -43,6 +45,8 @@ class Param:
     high_open: bool = False
     choices: tuple[Any, ...] | None = None
     coerce: Callable[[Any], Any] | None = None
+    item: "Param | None" = None
+    min_items: int = 1
     help: str = ""
 
     @property
@@ -54,6 +58,8 @@ class Param:
         if self.coerce is not None:
             value = self.coerce(value)
         value = self._check_type(value)
+        if self.kind is list:
+            return value
         if self.choices is not None and value not in self.choices:
             raise ValueError(f"must be one of {list(self.choices)}, got {value!r}")
         if self.low is not None:
@@ -65,6 +71,17 @@ class Param:
         return value
 
     def _check_type(self, value: Any) -> Any:
+        if self.kind is list:
+            if not isinstance(value, list) or len(value) < self.min_items:
+                raise ValueError(f"must be {self.describe()}, got {value!r}")
+            item = self.item or Param(float)
+            checked = []
+            for i, element in enumerate(value):
+                try:
+                    checked.append(item.check(element))
+                except ValueError as exc:
+                    raise ValueError(f"item {i}: {exc}") from None
+            return checked
         # bool is an int subclass in Python; `lr: true` is a mistake, not 1.0.
         if self.kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
@@ -78,15 +95,18 @@ class Param:
         """Short human text of the valid values, e.g. ``float in (0, 1]``."""
         if self.choices is not None:
             return "one of " + ", ".join(str(c) for c in self.choices)
+        if self.kind is list:
+            item = (self.item or Param(float)).describe()
+            return f"a list of at least {self.min_items} item{'s' * (self.min_items != 1)}, each {item}"
         text = _KIND_NAMES[self.kind]
         if self.low is not None or self.high is not None:
             left = ("(" if self.low_open else "[") + ("-inf" if self.low is None else f"{self.low:g}")
-            right = ("inf" if self.high is None else f"{self.high:g}") + (")" if self.high_open else "]")
+            right = "inf)" if self.high is None else f"{self.high:g}" + (")" if self.high_open else "]")
             text += f" in {left}, {right}"
         return text
 
 
-_KIND_NAMES = {float: "a number", int: "an integer", str: "a string", bool: "true or false"}
+_KIND_NAMES = {float: "a number", int: "an integer", str: "a string", bool: "true or false", list: "a list"}
 
 
 def positive(kind: type = float, help: str = "") -> Param:

@@ -62,7 +62,8 @@ class LRSchedule:
         if self.scheduler is not None and self.per_step:
             self.scheduler.step()
 
-    def after_epoch(self) -> None:
+    def after_epoch(self, metrics: dict[str, float] | None = None) -> None:
+        """Called once per epoch with that epoch's metrics (ReduceLROnPlateau-style families read them)."""
         if self.scheduler is not None and not self.per_step:
             self.scheduler.step()
 
