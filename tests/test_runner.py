@@ -20,7 +20,7 @@ def finite_spec(tmp_path, tiny_spec_data):
 @pytest.mark.parametrize("name", sorted(SEARCH_ALGS))
 def test_each_search_algorithm_suggests_valid_configs(name, finite_spec):
     finite_spec.tune.search_alg = name
-    searcher = SEARCH_ALGS[name](finite_spec)
+    searcher = SEARCH_ALGS[name].factory(finite_spec, {})
     names = set(finite_spec.space.parameter_names)
     for i in range(4):
         flat = searcher.suggest(f"trial_{i}")
@@ -30,7 +30,7 @@ def test_each_search_algorithm_suggests_valid_configs(name, finite_spec):
 
 
 def test_grid_search_hands_out_each_point_once_then_finishes(finite_spec):
-    searcher = SEARCH_ALGS["grid"](finite_spec)
+    searcher = SEARCH_ALGS["grid"].factory(finite_spec, {})
     points = []
     while (point := searcher.suggest(f"t{len(points)}")) != "FINISHED":
         points.append(point)
@@ -40,10 +40,10 @@ def test_grid_search_hands_out_each_point_once_then_finishes(finite_spec):
 
 
 def test_grid_searcher_state_survives_a_save_and_restore(finite_spec, tmp_path):
-    searcher = SEARCH_ALGS["grid"](finite_spec)
+    searcher = SEARCH_ALGS["grid"].factory(finite_spec, {})
     first = [searcher.suggest(str(i)) for i in range(3)]
     searcher.save(str(tmp_path / "grid.json"))
-    restored = SEARCH_ALGS["grid"](finite_spec)
+    restored = SEARCH_ALGS["grid"].factory(finite_spec, {})
     restored.restore(str(tmp_path / "grid.json"))
     assert restored.suggest("3") == finite_spec.space.grid()[3]
     assert first == finite_spec.space.grid()[:3]
@@ -51,13 +51,13 @@ def test_grid_searcher_state_survives_a_save_and_restore(finite_spec, tmp_path):
 
 @pytest.mark.parametrize("name", sorted(TRIAL_SCHEDULERS))
 def test_each_trial_scheduler_builds(name, finite_spec):
-    scheduler = TRIAL_SCHEDULERS[name](finite_spec)
+    scheduler = TRIAL_SCHEDULERS[name].factory(finite_spec, {})
     assert hasattr(scheduler, "on_trial_result")
 
 
 def test_asha_budget_follows_the_epochs(finite_spec):
     finite_spec.train.epochs = 6
-    scheduler = TRIAL_SCHEDULERS["asha"](finite_spec)
+    scheduler = TRIAL_SCHEDULERS["asha"].factory(finite_spec, {})
     assert scheduler._max_t == 6 and scheduler._time_attr == "training_iteration"
 
 

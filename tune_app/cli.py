@@ -7,6 +7,7 @@ Exit codes: 0 success; 2 bad input (a one-paragraph message, no traceback);
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -32,35 +33,78 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 0
     experiment_dir = _new_experiment_dir(spec)
 
-    from .report import write_reports
     from .runner import run_sweep
-    from .training import DataConfig, build_data
 
-    # Built once here; Ray shares this one copy with every trial through the object store.
-    data = build_data(DataConfig(dataset=spec.data.dataset, image_size=spec.data.image_size))
+    _resolve_weights(spec)
+    data = _shared_data(spec)
     experiment_dir.mkdir(parents=True)
     _write_spec(spec, experiment_dir / "spec.yaml")
+    # The searched parameters' distributions, for reports that never import the spec layer.
+    (experiment_dir / "parameters.json").write_text(json.dumps(spec.space.describe(), indent=2))
     echo(f"{spec.trial_count()} trials of {spec.model.name} on {spec.data.dataset}: search {spec.tune.search_alg}, "
          f"trial scheduler {spec.tune.scheduler}, {spec.train.epochs} epochs at most, "
          f"objective {spec.mode} {spec.metric}")
     echo(f"experiment directory: {experiment_dir}")
+    return _run_and_report(spec, experiment_dir, lambda: run_sweep(spec, experiment_dir, data=data, echo=echo,
+                                                                    verbose=args.verbose))
+
+
+def _resolve_weights(spec: Any) -> None:
+    """``pretrained: true`` -> the cached weights file, found (or fetched) once here, never by each trial."""
+    from .training.models import PretrainedWeightsError, resolve_pretrained
+
+    try:
+        resolved = resolve_pretrained(spec.model.name, spec.model.pretrained, encoder=spec.model.encoder)
+    except PretrainedWeightsError as exc:
+        raise SpecError([("model.pretrained", str(exc))]) from None
+    spec.model.pretrained = str(resolved) if resolved else False
+
+
+def _shared_data(spec: Any) -> Any:
+    """The datasets, built once in the driver: Ray shares this one copy with every trial."""
+    from .training import build_data
+    from .training.engine import data_config
+
+    return build_data(data_config(spec.train_config()))
+
+
+def _run_and_report(spec: Any, experiment_dir: Path, sweep: Any, quiet: bool = False) -> int:
+    from .report import write_reports
+
     start = time.monotonic()
     try:
-        run_sweep(spec, experiment_dir, data=data, echo=echo, verbose=args.verbose)
+        sweep()
     finally:
         # Whatever happened, what was computed so far reaches the reports.
         results, paths = write_reports(experiment_dir, best_config=spec.fixed_at)
-    _summarize(spec, results, experiment_dir, paths, time.monotonic() - start)
+    if not quiet:
+        _summarize(experiment_dir, paths, time.monotonic() - start)
     if not ((results["status"] == "TERMINATED") & (results["epochs"] > 0)).any():
         raise RunError(f"no trial finished successfully; see {paths['report']}")
     return 0
 
 
-def _new_experiment_dir(spec: Any) -> Path:
+# ----------------------------------------------------------------- resume
+def cmd_resume(args: argparse.Namespace) -> int:
+    from .runner import resume_sweep
+    from .spec import load_spec
+
+    experiment_dir = _experiment_dir(args.dir)
+    if not list(experiment_dir.glob("experiment_state-*.json")):
+        raise SpecError(f"{experiment_dir}: Ray Tune saved no state before the run stopped, so there is nothing "
+                        f"to resume; start it again with tune-app search")
+    spec = load_spec(experiment_dir / "spec.yaml")
+    data = _shared_data(spec)
+    echo(f"resuming {experiment_dir}" + (" (errored trials too)" if args.retry_errored else ""))
+    return _run_and_report(spec, experiment_dir, lambda: resume_sweep(
+        spec, experiment_dir, data=data, retry_errored=args.retry_errored, verbose=args.verbose))
+
+
+def _new_experiment_dir(spec: Any, name: str | None = None) -> Path:
     storage = spec.tune.storage
     if "://" in storage:
         raise SpecError([("tune.storage", f"only local directories are supported so far, got {storage!r}")])
-    experiment_dir = Path(storage).expanduser().resolve() / spec.name
+    experiment_dir = Path(storage).expanduser().resolve() / (name or spec.name)
     if experiment_dir.exists():
         raise SpecError([("name", f"the experiment directory {experiment_dir} already exists; choose another "
                                   f"name with --name, or remove the directory")])
@@ -73,25 +117,12 @@ def _write_spec(spec: Any, path: Path) -> None:
     path.write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
 
 
-def _summarize(spec: Any, results: Any, experiment_dir: Path, paths: dict[str, Path], seconds: float) -> None:
-    import pandas as pd
+def _summarize(experiment_dir: Path, paths: dict[str, Path], seconds: float, by: Sequence[str] = ()) -> None:
+    from .report import summary_text
 
-    from .report import leaderboard
-    from .report.markdown import markdown_table
-
-    board = leaderboard(results, spec.metric, spec.mode, top=5)
     echo()
-    echo(f"finished in {seconds:.0f}s: {len(results)} trials in {experiment_dir}")
-    if board.empty:
-        echo(f"no trial reported {spec.metric}")
-    else:
-        echo(markdown_table(board.drop(columns=["time_total_s"]), index=True))
-        best = board.iloc[0]
-        params = {k: best[k] for k in spec.space.parameter_names if k in best and pd.notna(best[k])}
-        echo(f"best {spec.metric}: {best[spec.metric]:.4f} (trial {best['trial_id']}) with "
-             + ", ".join(f"{k}={v}" for k, v in params.items()))
-    for name, path in paths.items():
-        echo(f"{name + ':':13s}{path}")
+    echo(f"finished in {seconds:.0f}s: {experiment_dir}")
+    echo(summary_text(experiment_dir, paths, by=tuple(by)))
 
 
 # --------------------------------------------------------------- validate
@@ -123,9 +154,10 @@ def _describe(spec: Any, source: str, samples: int) -> None:
 
 def _build_each_choice(spec: Any) -> None:
     """Build model, loss, optimizer and schedule for every option of every choice; take one step each."""
-    from .training import DataConfig, TrainingRun, build_data
+    from .training import TrainingRun
 
-    data = build_data(DataConfig(dataset=spec.data.dataset, image_size=spec.data.image_size))
+    _resolve_weights(spec)
+    data = _shared_data(spec)
     variants = spec.space.variants()
     for flat in variants:
         config = spec.train_config(flat)
@@ -140,6 +172,76 @@ def _build_each_choice(spec: Any) -> None:
     echo(f"built and stepped {len(variants)} configurations on the CPU (each choice once)")
 
 
+# ----------------------------------------------------------------- report
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import FORMATS, write_reports
+    from .spec import load_spec
+
+    experiment_dir = _experiment_dir(args.dir)
+    spec = load_spec(experiment_dir / "spec.yaml")
+    formats = args.format or FORMATS
+    try:
+        _, paths = write_reports(experiment_dir, best_config=spec.fixed_at, by=args.by, formats=formats)
+    except ValueError as exc:  # e.g. --by naming a parameter that was not searched
+        raise SpecError(str(exc)) from None
+    for name, path in paths.items():
+        echo(f"{name + ':':13s}{path}")
+    return 0
+
+
+def _experiment_dir(text: str) -> Path:
+    experiment_dir = Path(text).expanduser().resolve()
+    if not (experiment_dir / "spec.yaml").is_file():
+        raise SpecError(f"{experiment_dir} is not a tune-app experiment directory (it has no spec.yaml)")
+    return experiment_dir
+
+
+# ---------------------------------------------------------------- compare
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .report import comparison_text, write_comparison
+    from .runner import TRIAL_SCHEDULERS, ray_session, run_sweep
+    from .spec import load_spec
+
+    strategies = [s.strip() for s in args.schedulers.split(",") if s.strip()]
+    unknown = [s for s in strategies if s not in TRIAL_SCHEDULERS]
+    if unknown or not strategies:
+        raise SpecError(f"--schedulers: unknown {unknown}; choose from {', '.join(TRIAL_SCHEDULERS)}")
+    if args.seeds < 1:
+        raise SpecError(f"--seeds must be >= 1, got {args.seeds}")
+    base = load_spec(args.file, args.set, name=args.name, storage=args.storage, address=args.address)
+    # Every strategy gets the same space, budget and seeds; PBT draws its population at
+    # random, so with pbt in the list every strategy searches at random, for a fair race.
+    overrides = ["tune.search_alg=random"] if "pbt" in strategies else []
+    out_dir = _new_experiment_dir(base, f"{base.name}-compare")
+    runs: dict[str, list[Path]] = {}
+    planned = []
+    for strategy in strategies:
+        for seed in range(args.seeds):
+            spec = load_spec(args.file, [*args.set, *overrides, f"tune.scheduler={strategy}",
+                                         f"tune.seed={base.search_seed + seed}", f"train.seed={base.train.seed + seed}"],
+                             name=f"{strategy}-seed{seed}", storage=str(out_dir), address=args.address)
+            planned.append((strategy, spec, out_dir / spec.name))
+    _resolve_weights(base)
+    data = _shared_data(base)
+    echo(f"comparing {', '.join(strategies)} on {base.trial_count()} trials x {args.seeds} seed(s) each: {out_dir}")
+    with ray_session(base.tune.address, verbose=args.verbose):
+        for strategy, spec, experiment_dir in planned:
+            spec.model.pretrained = base.model.pretrained
+            experiment_dir.mkdir(parents=True)
+            _write_spec(spec, experiment_dir / "spec.yaml")
+            (experiment_dir / "parameters.json").write_text(json.dumps(spec.space.describe(), indent=2))
+            echo(f"--- {experiment_dir.name}")
+            _run_and_report(spec, experiment_dir, lambda: run_sweep(spec, experiment_dir, data=data, echo=echo,
+                                                                    verbose=args.verbose), quiet=True)
+            runs.setdefault(strategy, []).append(experiment_dir)
+    comparison, paths = write_comparison(out_dir, runs, target=args.target)
+    echo()
+    echo(comparison_text(comparison))
+    for name, path in paths.items():
+        echo(f"{name + ':':13s}{path}")
+    return 0
+
+
 # ------------------------------------------------------------------ train
 def cmd_train(args: argparse.Namespace) -> int:
     import yaml
@@ -148,21 +250,30 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .training import TrainingRun
 
     spec = load_spec(args.file, args.set)
+    _resolve_weights(spec)
     config = spec.train_config()
     knobs = spec.space.nest(spec.space.defaults())
     echo(f"training {config.model} on {config.dataset} for {config.epochs} epochs with "
-         + (yaml.safe_dump(knobs, default_flow_style=True, width=1000, sort_keys=False).strip() if knobs else "the built-in defaults"))
+         + (yaml.safe_dump(knobs, default_flow_style=True, width=1000, sort_keys=False).strip() if knobs
+            else "the built-in defaults"))
     start = time.monotonic()
-    run = TrainingRun(config)
-    echo(f"device: {run.device}")
+    try:
+        run = TrainingRun(config)
+    except ValueError as exc:  # a combination the spec cannot see (e.g. an LR schedule longer than the budget)
+        raise SpecError(f"cannot build this run: {exc}") from None
+    echo(f"device: {run.device}, trainable parameters: {run.trainable_params:,}")
     last: dict[str, float] = {}
     for last in run.epochs():
-        echo(f"epoch {last['epoch']:>3}/{config.epochs}  train_loss {last['train_loss']:.4f}  "
-             f"val_loss {last['val_loss']:.4f}  val_acc {last['val_acc']:.4f}  val_f1 {last['val_f1']:.4f}  "
-             f"lr {last['lr']:.3g}  {last['train_throughput']:.0f} img/s  ({time.monotonic() - start:.0f}s)")
+        echo(_epoch_line(last, config.epochs, time.monotonic() - start))
     if last:
         echo(f"final {spec.metric}: {last[spec.metric]:.4f}")
     return 0
+
+
+def _epoch_line(metrics: dict[str, float], epochs: int, seconds: float) -> str:
+    shown = [f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith(("train_loss", "val_"))]
+    return (f"epoch {metrics['epoch']:>3}/{epochs}  " + "  ".join(shown)
+            + f"  lr {metrics['lr']:.3g}  {metrics['train_throughput']:.0f} img/s  ({seconds:.0f}s)")
 
 
 # ------------------------------------------------------------------- list
@@ -179,10 +290,10 @@ def cmd_list(args: argparse.Namespace) -> int:
             echo(f"{name:12s} {info.help}" + (f"\n{'':12s} params: {params}" if params else ""))
 
     what = args.what
-    if what == "losses":
-        registry(LOSSES)
-    elif what == "schedulers":
-        registry(SCHEDULERS)
+    registries = {"losses": LOSSES, "schedulers": SCHEDULERS, "search_algs": SEARCH_ALGS,
+                  "trial_schedulers": TRIAL_SCHEDULERS}
+    if what in registries:
+        registry(registries[what])
     elif what == "models":
         pattern = args.pattern or "timm/*"
         source, _, arch = pattern.partition("/")
@@ -198,10 +309,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         simple = {
             "optimizers": list(OPTIMIZERS),
             "datasets": list(DATASETS),
-            "search_algs": list(SEARCH_ALGS),
-            "trial_schedulers": list(TRIAL_SCHEDULERS),
             "amp": list(AMP_MODES),
-            "metrics": [f"{m} ({mode})" for task in METRICS.values() for m, mode in task.items()],
+            "metrics": [f"{task}: " + ", ".join(f"{m} ({mode})" for m, mode in metrics.items())
+                        for task, metrics in METRICS.items()],
             "knobs": [f"{k}: {v.describe() if hasattr(v, 'describe') else 'one of ' + ', '.join(v)}"
                       for k, v in KNOBS.items()],
         }
@@ -240,6 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true", help="show Ray's own progress table and logs")
     p.set_defaults(func=cmd_search)
 
+    p = sub.add_parser("resume", help="finish an interrupted experiment")
+    p.add_argument("dir", help="the experiment directory, e.g. tune_results/quickstart")
+    p.add_argument("--retry-errored", action="store_true", help="also continue errored trials from their checkpoints")
+    p.add_argument("--verbose", action="store_true", help="show Ray's own progress table and logs")
+    p.set_defaults(func=cmd_resume)
+
     p = sub.add_parser("validate", help="check a file, show the trial count and sampled configs")
     spec_args(p)
     p.add_argument("--samples", type=int, default=3, help="sampled configs to show (default 3)")
@@ -249,6 +365,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one configuration in this process, without Ray")
     spec_args(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("report", help="(re)write the reports of an experiment directory")
+    p.add_argument("dir", help="the experiment directory, e.g. tune_results/quickstart")
+    p.add_argument("--by", nargs="+", default=[], metavar="PARAM",
+                   help="parameters to cross in a two-way table (e.g. --by loss scheduler); the first colours plots")
+    p.add_argument("--format", nargs="+", choices=("csv", "md", "html"), help="which files (default: all)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("compare", help="run the same space and budget under several trial schedulers")
+    spec_args(p)
+    p.add_argument("--schedulers", required=True, help="comma-separated, e.g. fifo,asha,hyperband,pbt")
+    p.add_argument("--seeds", type=int, default=1, help="repeats of each strategy with different seeds (default 1)")
+    p.add_argument("--target", type=float, help="metric value to reach (default: 98%% of the best reached)")
+    p.add_argument("--name", help="comparison name (default: the file's name:); runs go to <storage>/<name>-compare")
+    p.add_argument("--storage", help="directory for experiments (default: tune.storage)")
+    p.add_argument("--address", help="an existing Ray cluster to run on")
+    p.add_argument("--verbose", action="store_true", help="show Ray's own progress table and logs")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("list", help="names the YAML file accepts")
     p.add_argument("what", choices=LIST_TOPICS, help="what to list")

@@ -1,8 +1,9 @@
-"""Ray Tune assembly: search algorithm, trial scheduler, resources, storage.
+"""Ray Tune assembly: search algorithms, trial schedulers, resources, storage, resume.
 
 With ``trainable.py`` the only code that imports Ray, and it does so lazily, so
-validating a spec does not pay for importing Ray. The registries below are plain
-dicts from the YAML name to a small factory taking the experiment spec.
+validating a spec does not pay for importing Ray. Search algorithms and trial
+schedulers are registries like the losses: a YAML name -> a small factory, plus the
+options each one accepts (checked by the spec layer like any other parameter).
 """
 
 from __future__ import annotations
@@ -13,11 +14,26 @@ import os
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from .errors import SpecError
+from .report.results import POINT_KEY, trial_params
+from .training.params import Param, fraction, one_of, positive
+
 if TYPE_CHECKING:  # the spec layer imports this module, not the other way round
     from .spec import ExperimentSpec
+
+
+
+@dataclass(frozen=True)
+class StrategyInfo:
+    """A registered search algorithm or trial scheduler: factory(spec, options) and its options."""
+
+    factory: Callable[["ExperimentSpec", dict[str, Any]], Any]
+    params: dict[str, Param] = field(default_factory=dict)
+    help: str = ""
 
 
 # ------------------------------------------------------------ search algorithms
@@ -26,37 +42,79 @@ def _optuna_search(spec: "ExperimentSpec", sampler: Any) -> Any:
     from ray.tune.search.optuna import OptunaSearch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return OptunaSearch(space=spec.space.define_by_run, metric=spec.metric, mode=spec.mode, sampler=sampler)
+    return OptunaSearch(space=spec.space.define_by_run, metric=spec.metric, mode=spec.mode, sampler=sampler,
+                        points_to_evaluate=spec.points_to_evaluate() or None)
 
 
-def _random(spec: "ExperimentSpec") -> Any:
+def _random(spec: "ExperimentSpec", options: dict[str, Any]) -> Any:
     import optuna
 
     return _optuna_search(spec, optuna.samplers.RandomSampler(seed=spec.search_seed))
 
 
-def _tpe(spec: "ExperimentSpec") -> Any:
+def _tpe(spec: "ExperimentSpec", options: dict[str, Any]) -> Any:
     import optuna
 
-    return _optuna_search(spec, optuna.samplers.TPESampler(seed=spec.search_seed))
+    # constant_liar: trials running in parallel count as pessimistic results, so TPE
+    # does not propose the same point to every free worker.
+    sampler = optuna.samplers.TPESampler(seed=spec.search_seed, constant_liar=True,
+                                         n_startup_trials=options.get("n_startup_trials", 10),
+                                         multivariate=options.get("multivariate", True), group=True)
+    return _optuna_search(spec, sampler)
 
 
-def _grid(spec: "ExperimentSpec") -> Any:
-    return _grid_searcher_class()(spec.space.grid(), metric=spec.metric, mode=spec.mode)
+def _gp(spec: "ExperimentSpec", options: dict[str, Any]) -> Any:
+    import optuna
+
+    sampler = optuna.samplers.GPSampler(seed=spec.search_seed, n_startup_trials=options.get("n_startup_trials", 10),
+                                        warn_independent_sampling=False)
+    return _optuna_search(spec, sampler)
 
 
-SEARCH_ALGS: dict[str, Callable[["ExperimentSpec"], Any]] = {
-    "random": _random,
-    "optuna": _tpe,
-    "tpe": _tpe,
-    "grid": _grid,
+def _cmaes(spec: "ExperimentSpec", options: dict[str, Any]) -> Any:
+    import optuna
+
+    sampler = optuna.samplers.CmaEsSampler(seed=spec.search_seed, n_startup_trials=options.get("n_startup_trials", 1),
+                                           warn_independent_sampling=False)
+    return _optuna_search(spec, sampler)
+
+
+def _qmc(spec: "ExperimentSpec", options: dict[str, Any]) -> Any:
+    import optuna
+
+    sampler = optuna.samplers.QMCSampler(seed=spec.search_seed, qmc_type=options.get("qmc_type", "sobol"),
+                                         scramble=True, warn_independent_sampling=False,
+                                         warn_asynchronous_seeding=False)
+    return _optuna_search(spec, sampler)
+
+
+def _grid(spec: "ExperimentSpec", options: dict[str, Any]) -> Any:
+    return _points_searcher_class()(spec.space.grid(), metric=spec.metric, mode=spec.mode)
+
+
+_N_STARTUP = positive(int, "random trials before the model takes over")
+
+SEARCH_ALGS: dict[str, StrategyInfo] = {
+    "random": StrategyInfo(_random, help="uniform random sampling (Optuna RandomSampler)"),
+    "grid": StrategyInfo(_grid, help="every point of a finite space, once each"),
+    "optuna": StrategyInfo(_tpe, {"n_startup_trials": _N_STARTUP, "multivariate": Param(bool)},
+                           help="Optuna TPE (handles conditional parameters natively)"),
+    "tpe": StrategyInfo(_tpe, {"n_startup_trials": _N_STARTUP, "multivariate": Param(bool)},
+                        help="same as optuna"),
+    "gp": StrategyInfo(_gp, {"n_startup_trials": _N_STARTUP}, help="Optuna Gaussian-process Bayesian optimization"),
+    "cmaes": StrategyInfo(_cmaes, {"n_startup_trials": _N_STARTUP},
+                          help="Optuna CMA-ES over the continuous parameters (categorical ones sampled at random)"),
+    "qmc": StrategyInfo(_qmc, {"qmc_type": one_of("sobol", "halton")},
+                        help="quasi-Monte Carlo (Sobol/Halton) over the continuous parameters"),
 }
+# Samplers that model only continuous parameters: they need at least one.
+CONTINUOUS_ONLY = ("cmaes", "qmc")
 
 
-def _grid_searcher_class() -> type:
+def _points_searcher_class() -> type:
     from ray.tune.search import Searcher
 
-    class GridSearcher(Searcher):
+    class PointsSearcher(Searcher):
         """Hands out a precomputed list of flat configs, then reports FINISHED.
 
         Ray's own grid search cannot express conditional parameters; the space
@@ -84,26 +142,85 @@ def _grid_searcher_class() -> type:
             state = json.loads(Path(checkpoint_path).read_text())
             self.points, self.next_index = state["points"], state["next_index"]
 
-    return GridSearcher
+    return PointsSearcher
 
 
 # ------------------------------------------------------------- trial schedulers
-def _fifo(spec: "ExperimentSpec") -> Any:
+def _fifo(spec: "ExperimentSpec", options: dict[str, Any]) -> Any:
     from ray.tune.schedulers import FIFOScheduler
 
     return FIFOScheduler()
 
 
-def _asha(spec: "ExperimentSpec") -> Any:
+def _asha(spec: "ExperimentSpec", options: dict[str, Any]) -> Any:
     from ray.tune.schedulers import ASHAScheduler
 
-    # One epoch is one training_iteration; weak trials can stop after the first.
-    return ASHAScheduler(time_attr="training_iteration", max_t=spec.train.epochs, grace_period=1, reduction_factor=2)
+    # One epoch is one training_iteration.
+    return ASHAScheduler(time_attr="training_iteration", max_t=spec.train.epochs,
+                         grace_period=options.get("grace_period", 1),
+                         reduction_factor=options.get("reduction_factor", 2),
+                         brackets=options.get("brackets", 1))
 
 
-TRIAL_SCHEDULERS: dict[str, Callable[["ExperimentSpec"], Any]] = {
-    "fifo": _fifo,
-    "asha": _asha,
+def _hyperband(spec: "ExperimentSpec", options: dict[str, Any]) -> Any:
+    from ray.tune.schedulers import HyperBandScheduler
+
+    return HyperBandScheduler(time_attr="training_iteration", max_t=spec.train.epochs,
+                              reduction_factor=options.get("reduction_factor", 3))
+
+
+def _median(spec: "ExperimentSpec", options: dict[str, Any]) -> Any:
+    from ray.tune.schedulers import MedianStoppingRule
+
+    return MedianStoppingRule(time_attr="training_iteration", grace_period=options.get("grace_period", 1),
+                              min_samples_required=options.get("min_samples_required", 3))
+
+
+def _pbt(spec: "ExperimentSpec", options: dict[str, Any]) -> Any:
+    from ray import tune
+    from ray.tune.schedulers import PopulationBasedTraining
+
+    mutations = {}
+    for name, info in pbt_mutations(spec).items():
+        low, high = info["low"], info["high"]
+        if info["type"] == "int":
+            mutations[name] = tune.lograndint(low, high + 1) if info["log"] else tune.randint(low, high + 1)
+        else:
+            mutations[name] = tune.loguniform(low, high) if info["log"] else tune.uniform(low, high)
+    return PopulationBasedTraining(
+        time_attr="training_iteration",
+        perturbation_interval=options.get("perturbation_interval", default_perturbation_interval(spec)),
+        hyperparam_mutations={POINT_KEY: mutations},
+        quantile_fraction=options.get("quantile_fraction", 0.25),
+        resample_probability=options.get("resample_probability", 0.25),
+    )
+
+
+def default_perturbation_interval(spec: "ExperimentSpec") -> int:
+    """Four exploit/explore rounds over the budget, at least one epoch apart."""
+    return max(1, spec.train.epochs // 4)
+
+
+def pbt_mutations(spec: "ExperimentSpec") -> dict[str, dict[str, Any]]:
+    """The parameters PBT perturbs: continuous ones that every trial has (not inside an option)."""
+    return {name: info for name, info in spec.space.describe().items()
+            if info["type"] in ("float", "int") and not info["condition"]}
+
+
+TRIAL_SCHEDULERS: dict[str, StrategyInfo] = {
+    "fifo": StrategyInfo(_fifo, help="run every trial to the end"),
+    "asha": StrategyInfo(_asha, {"grace_period": positive(int, "epochs before a trial can be stopped"),
+                                 "reduction_factor": Param(float, low=1, low_open=True),
+                                 "brackets": positive(int)},
+                         help="asynchronous successive halving: stop weak trials at epoch rungs"),
+    "hyperband": StrategyInfo(_hyperband, {"reduction_factor": Param(float, low=1, low_open=True)},
+                              help="synchronous HyperBand (pauses and resumes trials from checkpoints)"),
+    "median": StrategyInfo(_median, {"grace_period": positive(int), "min_samples_required": positive(int)},
+                           help="median stopping rule: stop a trial below the median of the others"),
+    "pbt": StrategyInfo(_pbt, {"perturbation_interval": positive(int, "epochs between exploit/explore steps"),
+                               "quantile_fraction": fraction(low_open=True, high_open=True),
+                               "resample_probability": fraction()},
+                        help="population based training: mutates the continuous parameters, restoring checkpoints"),
 }
 
 
@@ -129,6 +246,8 @@ def _loopback_only() -> None:
 @contextmanager
 def ray_session(address: str | None, verbose: bool = False) -> Iterator[None]:
     """Connect to ``address``, or start a private local Ray instance; shut down what we started."""
+    if not address:
+        _loopback_only()  # a sweep on a laptop must not open a cluster to the network
     import ray
 
     if ray.is_initialized():  # the caller manages Ray (e.g. a test or a notebook)
@@ -138,7 +257,6 @@ def ray_session(address: str | None, verbose: bool = False) -> Iterator[None]:
     if address:
         ray.init(address=address, logging_level=quiet, log_to_driver=verbose)
     else:
-        _loopback_only()  # a sweep on a laptop must not open a cluster to the network
         ray.init(address="local", include_dashboard=False, logging_level=quiet, log_to_driver=verbose)
     try:
         yield
@@ -146,41 +264,106 @@ def ray_session(address: str | None, verbose: bool = False) -> Iterator[None]:
         ray.shutdown()
 
 
+def trial_resources(spec: "ExperimentSpec") -> dict[str, float]:
+    """Resources per trial, checked against the cluster: a request no node can meet is an error now.
+
+    ``gpu: auto`` becomes one GPU per trial when the cluster has GPUs, else none.
+    """
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    wanted = spec.tune.resources
+    gpu = wanted.gpu
+    if gpu == "auto":
+        gpu = 1.0 if any(n.get("GPU", 0) >= 1 for n in nodes) else 0.0
+    if not any(n.get("CPU", 0) >= wanted.cpu and n.get("GPU", 0) >= gpu for n in nodes):
+        have = ", ".join(f"{n.get('CPU', 0):g} CPU / {n.get('GPU', 0):g} GPU" for n in nodes) or "no live nodes"
+        raise SpecError([("tune.resources", f"each trial asks for {wanted.cpu:g} CPU and {gpu:g} GPU, but no node "
+                                            f"of the cluster has that much (nodes: {have}); trials would wait forever")])
+    return {"cpu": float(wanted.cpu), "gpu": float(gpu)}
+
+
 # ------------------------------------------------------------------- progress
 def _progress_callback_class() -> type:
     from ray.tune import Callback
 
-    class TrialLines(Callback):
-        """Prints one line per finished trial: status, metric, best so far, parameters."""
+    class Progress(Callback):
+        """One line per finished trial, and a status line every ``every`` seconds in between."""
 
-        def __init__(self, spec: "ExperimentSpec", echo: Callable[[str], None]) -> None:
+        def __init__(self, spec: "ExperimentSpec", echo: Callable[[str], None], every: float = 30.0) -> None:
             self.metric, self.mode, self.total = spec.metric, spec.mode, spec.trial_count()
-            self.params, self.max_epochs, self.echo = spec.space.parameter_names, spec.train.epochs, echo
-            self.finished = 0
-            self.best: float | None = None
-            self.start = time.monotonic()
+            self.params, self.max_epochs, self.echo, self.every = spec.space.parameter_names, spec.train.epochs, echo, every
+            self.best: tuple[float, str] | None = None
+            self.start = self.last_status = time.monotonic()
+
+        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+            value = result.get(self.metric)
+            if isinstance(value, (int, float)) and (self.best is None or _better(value, self.best[0], self.mode)):
+                self.best = (value, trial.trial_id)
+
+        def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+            if time.monotonic() - self.last_status >= self.every:
+                self.echo(self.status(trials))
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             epochs = (trial.last_result or {}).get("training_iteration", 0)
-            self._line(trial, "done" if epochs >= self.max_epochs else "stopped")
+            self._line(trials, trial, "done" if epochs >= self.max_epochs else "stopped")
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            self._line(trial, "ERROR")
+            self._line(trials, trial, "ERROR")
 
-        def _line(self, trial: Any, status: str) -> None:
-            self.finished += 1
-            value = (trial.last_result or {}).get(self.metric)
-            if value is not None and (self.best is None or (value > self.best if self.mode == "max" else value < self.best)):
-                self.best = value
-            epochs = (trial.last_result or {}).get("training_iteration", 0)
-            shown = f"{self.metric}={value:.4f}" if value is not None else f"{self.metric}=-"
-            best = f"best={self.best:.4f}" if self.best is not None else "best=-"
-            params = " ".join(f"{k}={_short(trial.config[k])}" for k in self.params if k in trial.config)
-            elapsed = time.monotonic() - self.start
-            self.echo(f"[{self.finished}/{self.total} {elapsed:5.0f}s] trial {trial.trial_id} {status:7s} "
-                      f"{shown} ({epochs} ep) {best} | {params}")
+        def status(self, trials: list) -> str:
+            self.last_status = time.monotonic()
+            counts: dict[str, int] = {}
+            for t in trials:
+                counts[t.status] = counts.get(t.status, 0) + 1
+            done = counts.get("TERMINATED", 0) + counts.get("ERROR", 0)
+            best = f"best {self.metric}={self.best[0]:.4f} (trial {self.best[1]})" if self.best else "no result yet"
+            return (f"[{time.monotonic() - self.start:5.0f}s] {done}/{self.total} done, {counts.get('RUNNING', 0)} "
+                    f"running, {counts.get('PENDING', 0) + counts.get('PAUSED', 0)} waiting, "
+                    f"{counts.get('ERROR', 0)} errored; {best}")
 
-    return TrialLines
+        def _line(self, trials: list, trial: Any, status: str) -> None:
+            result = trial.last_result or {}
+            value = result.get(self.metric)
+            shown = f"{self.metric}={value:.4f}" if isinstance(value, (int, float)) else f"{self.metric}=-"
+            config = trial_params(trial.config)
+            params = " ".join(f"{k}={_short(config[k])}" for k in self.params if k in config)
+            self.echo(f"trial {trial.trial_id} {status:7s} {shown} after {result.get('training_iteration', 0)} ep | "
+                      f"{params}")
+            self.echo(self.status(trials))
+
+    return Progress
+
+
+def _report_refresh_class() -> type:
+    from ray.tune import Callback
+
+    class ReportRefresh(Callback):
+        """Rewrites results.csv, history.csv and report.md as each trial ends, so a crash loses none of them."""
+
+        def __init__(self, spec: "ExperimentSpec", experiment_dir: Path) -> None:
+            self.spec, self.experiment_dir = spec, experiment_dir
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            self._write()
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            self._write()
+
+        def _write(self) -> None:
+            from .report import write_reports
+
+            try:
+                write_reports(self.experiment_dir, best_config=self.spec.fixed_at, formats=("csv", "md"), final=False)
+            except Exception as exc:  # a report must never stop the sweep; the final one is written anyway
+                logging.getLogger(__name__).warning("could not refresh the reports: %s", exc)
+
+    return ReportRefresh
+
+
+def _better(value: float, than: float, mode: str) -> bool:
+    return value > than if mode == "max" else value < than
 
 
 def _short(value: Any) -> str:
@@ -188,6 +371,33 @@ def _short(value: Any) -> str:
 
 
 # ---------------------------------------------------------------------- sweep
+def _trainable(spec: "ExperimentSpec", data: Any, resources: dict[str, float]) -> Any:
+    from ray import tune
+
+    from .trainable import train_trial
+
+    return tune.with_resources(
+        tune.with_parameters(train_trial, make_config=spec.train_config, data=data,
+                             num_threads=max(1, int(resources["cpu"])), checkpoint_every=spec.tune.checkpoint_every),
+        resources,
+    )
+
+
+def _run_config(spec: "ExperimentSpec", experiment_dir: Path, echo: Callable[[str], None], verbose: bool) -> Any:
+    from ray import tune
+
+    return tune.RunConfig(
+        name=experiment_dir.name,
+        storage_path=str(experiment_dir.parent),
+        verbose=2 if verbose else 0,
+        callbacks=[_progress_callback_class()(spec, echo), _report_refresh_class()(spec, experiment_dir)],
+        failure_config=tune.FailureConfig(max_failures=spec.tune.max_failures),
+        # PBT exploits other trials' recent checkpoints: keeping too few breaks its restores.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=max(spec.tune.keep_checkpoints, 4)
+                                                if spec.tune.scheduler == "pbt" else spec.tune.keep_checkpoints),
+    )
+
+
 def run_sweep(
     spec: "ExperimentSpec",
     experiment_dir: Path,
@@ -198,35 +408,52 @@ def run_sweep(
 ) -> Any:
     """Run the experiment on Ray Tune into ``experiment_dir``; returns Ray's ``ResultGrid``."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the old reporter honours verbose=0
-    if not spec.tune.address:
-        _loopback_only()  # before Ray's first import, so the supported path needs no patch
-    from ray import tune
-
-    from .trainable import train_trial
-
-    resources = spec.tune.resources
-    trainable = tune.with_resources(
-        tune.with_parameters(train_trial, make_config=spec.train_config, data=data, num_threads=max(1, int(resources.cpu))),
-        {"cpu": resources.cpu, "gpu": resources.gpu},
-    )
-    total = spec.trial_count()
-    tune_config = tune.TuneConfig(
-        metric=spec.metric,
-        mode=spec.mode,
-        search_alg=SEARCH_ALGS[spec.tune.search_alg](spec),
-        scheduler=TRIAL_SCHEDULERS[spec.tune.scheduler](spec),
-        num_samples=total,
-        max_concurrent_trials=spec.tune.max_concurrent,
-        reuse_actors=True,
-    )
-    progress = _progress_callback_class()(spec, echo)
-    run_config = tune.RunConfig(
-        name=experiment_dir.name,
-        storage_path=str(experiment_dir.parent),
-        verbose=2 if verbose else 0,
-        callbacks=[progress],
-        failure_config=tune.FailureConfig(max_failures=0),
-    )
     with ray_session(spec.tune.address, verbose=verbose):
-        tuner = tune.Tuner(trainable, param_space={}, tune_config=tune_config, run_config=run_config)
+        from ray import tune
+
+        resources = trial_resources(spec)
+        scheduler = TRIAL_SCHEDULERS[spec.tune.scheduler].factory(spec, spec.tune.scheduler_options)
+        if spec.tune.scheduler == "pbt":
+            # PBT mutates trial configs itself and refuses search algorithms: the population
+            # is drawn here (given points first) and handed over as one grid of whole configs.
+            points = spec.points_to_evaluate()
+            points += spec.space.sample(spec.tune.num_samples - len(points), seed=spec.search_seed)
+            param_space, search_alg, samples = {POINT_KEY: tune.grid_search(points)}, None, 1
+        else:
+            search_alg = SEARCH_ALGS[spec.tune.search_alg].factory(spec, spec.tune.search_alg_options)
+            param_space, samples = {}, spec.trial_count()
+        tune_config = tune.TuneConfig(
+            metric=spec.metric,
+            mode=spec.mode,
+            search_alg=search_alg,
+            scheduler=scheduler,
+            num_samples=samples,
+            max_concurrent_trials=spec.tune.max_concurrent,
+            time_budget_s=spec.tune.time_budget_s,
+            reuse_actors=spec.tune.scheduler != "pbt",
+        )
+        tuner = tune.Tuner(_trainable(spec, data, resources), param_space=param_space, tune_config=tune_config,
+                           run_config=_run_config(spec, experiment_dir, echo, verbose))
+        return tuner.fit()
+
+
+def resume_sweep(
+    spec: "ExperimentSpec",
+    experiment_dir: Path,
+    *,
+    data: Any,
+    retry_errored: bool = False,
+    verbose: bool = False,
+) -> Any:
+    """Finish an interrupted experiment: finished trials stay, running ones continue from checkpoints.
+
+    With ``retry_errored``, errored trials continue from their last checkpoint too.
+    """
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    with ray_session(spec.tune.address, verbose=verbose):
+        from ray import tune
+
+        resources = trial_resources(spec)
+        tuner = tune.Tuner.restore(str(experiment_dir), trainable=_trainable(spec, data, resources),
+                                   resume_unfinished=True, resume_errored=retry_errored)
         return tuner.fit()

@@ -341,6 +341,26 @@ class SearchSpace:
         """The searched parameters whose values are categories (choices and families)."""
         return [e.name for e in _walk(self._entries) if _has_key(e.node) and isinstance(e.node, (Categorical, Conditional))]
 
+    def describe(self) -> dict[str, dict[str, Any]]:
+        """Each searched parameter's distribution as plain data (written to ``parameters.json``).
+
+        ``condition`` names the choices that make a parameter exist, e.g. ``{"loss": "focal"}``.
+        """
+        described = {}
+        for entry, picks in _walk_with_picks(self._entries, {}):
+            node = entry.node
+            if not _has_key(node):
+                continue
+            if isinstance(node, Categorical):
+                info: dict[str, Any] = {"type": "categorical", "choices": node.labels}
+            elif isinstance(node, Conditional):
+                info = {"type": "categorical", "choices": [o.label for o in node.options]}
+            else:
+                kind = "int" if isinstance(node, IntRange) else "float"
+                info = {"type": kind, "low": node.low, "high": node.high, "log": node.log}
+            described[entry.name] = {**info, "condition": dict(picks)}
+        return described
+
     def is_searched(self, knob: str) -> bool:
         """Whether knob (a top-level key such as ``loss``) has anything searched inside it."""
         entry = next((e for e in self._entries if e.name == knob), None)
@@ -399,6 +419,22 @@ class SearchSpace:
             flat = self.defaults(picks)
             configs.setdefault(repr(sorted(flat.items(), key=repr)), flat)
         return list(configs.values())
+
+    def flatten(self, nested: Mapping[str, Any], path: str = "point") -> dict[str, Any]:
+        """Nested values (as in a ``search:`` section with every value fixed) -> a flat config.
+
+        The inverse of :meth:`nest`; every searched parameter must be given and lie in its
+        range. Raises SpaceError naming the first problem.
+        """
+        if not isinstance(nested, Mapping):
+            raise SpaceError(path, f"must be a mapping of knob names to values, got {_show(nested)}")
+        unknown = [k for k in nested if k not in self.root]
+        if unknown:
+            raise SpaceError(f"{path}.{unknown[0]}", _unknown("knob", unknown[0], list(self.root)))
+        flat: dict[str, Any] = {}
+        for entry in self._entries:
+            _flatten(entry, nested.get(entry.name, _MISSING), flat, f"{path}.{entry.name}")
+        return flat
 
     def nest(self, flat: Mapping[str, Any]) -> dict[str, Any]:
         """Flat trial config -> the nested dict the training function takes (fixed values filled in)."""
@@ -532,6 +568,57 @@ def _defaults(entry: _Entry, flat: dict[str, Any], picks: Mapping[str, Any]) -> 
             flat[entry.name] = label
         for child in entry.children[label]:
             _defaults(child, flat, picks)
+
+
+_MISSING = object()
+
+
+def _flatten(entry: _Entry, value: Any, flat: dict[str, Any], path: str) -> None:
+    node = entry.node
+    if value is _MISSING:
+        if isinstance(node, Fixed) or not _is_searched(node):
+            return
+        raise SpaceError(path, "is searched, so a point must give its value")
+    if isinstance(node, Fixed):
+        if value != node.value:
+            raise SpaceError(path, f"is fixed at {node.value!r} in search:, got {value!r}")
+    elif isinstance(node, Categorical):
+        labels = node.labels
+        if _label_of(value) not in labels and not (value is False and "off" in labels):
+            raise SpaceError(path, f"must be one of the choices {list(node.values)}, got {_show(value)}")
+        flat[entry.name] = "off" if value is False and "off" in labels else _label_of(value)
+    elif isinstance(node, (Uniform, IntRange)):
+        number = (int,) if isinstance(node, IntRange) else (int, float)
+        if not isinstance(value, number) or isinstance(value, bool) or not node.low <= value <= node.high:
+            raise SpaceError(path, f"must be {'an integer' if isinstance(node, IntRange) else 'a number'} "
+                                   f"in [{node.low}, {node.high}], got {_show(value)}")
+        flat[entry.name] = value if isinstance(node, IntRange) else float(value)
+    else:
+        given = {"name": value} if isinstance(value, str) else dict(value) if isinstance(value, Mapping) else None
+        if not given or "name" not in given:
+            raise SpaceError(path, f"must be an option name or a mapping with a name, got {_show(value)}")
+        option = _match_option(node, given, path)
+        if len(node.options) > 1:
+            flat[entry.name] = option.label
+        params = dict(option.params)
+        extra = [k for k in given if k != "name" and k not in params]
+        if extra:
+            raise SpaceError(f"{path}.{extra[0]}", f"option {option.label!r} has no parameter {extra[0]!r} in search:")
+        for (key, _), child in zip(option.params, entry.children[option.label]):
+            _flatten(child, given.get(key, _MISSING), flat, f"{path}.{key}")
+
+
+def _match_option(node: Conditional, given: Mapping[str, Any], path: str) -> Option:
+    """The option a nested value means: by label or name, the given parameters deciding between namesakes."""
+    name = given["name"]
+    candidates = [o for o in node.options if name in (o.label, o.name)]
+    if not candidates:
+        raise SpaceError(path, f"{name!r} is not one of the options {[o.label for o in node.options]}")
+    keys = set(given) - {"name"}
+    # `ce` and `ce(label_smoothing)`: prefer the option whose parameters are the ones given
+    exact = [o for o in candidates if {k for k, _ in o.params} == keys]
+    labelled = [o for o in candidates if o.label == name]
+    return (exact or labelled or candidates)[0]
 
 
 def _nest(entry: _Entry, flat: Mapping[str, Any]) -> Any:

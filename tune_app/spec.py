@@ -19,12 +19,15 @@ from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from .errors import SpecError
-from .runner import SEARCH_ALGS, TRIAL_SCHEDULERS
-from .space import SearchSpace, SpaceError, parse_space
-from .training import DATASETS, KNOBS, METRICS, TASKS, TrainConfig
+from .runner import CONTINUOUS_ONLY, SEARCH_ALGS, TRIAL_SCHEDULERS, pbt_mutations
+from .space import Categorical, Conditional, Fixed, IntRange, SearchSpace, SpaceError, parse_space
+from .training import KNOBS, METRICS, TASKS, TrainConfig
+from .training.data import DataConfig, check_data
+from .training.freeze import check_freeze_depth, stage_count_for
+from .training.losses import LOSSES
 from .training.models import check_model_name
 from .training.optimizers import OPTIMIZERS
 
@@ -40,14 +43,21 @@ class _Section(BaseModel):
 
 class DataSpec(_Section):
     dataset: str = "digits"
+    train_dir: str | None = None  # dataset folder: ImageFolder (classification) or images/ + masks/
+    val_dir: str | None = None
     image_size: int = Field(32, ge=8, le=2048)
     batch_size: int = Field(64, ge=1)
     num_workers: int = Field(0, ge=0)
+    binary: bool = False  # segmentation: one foreground class
+    hflip: bool = False  # augmentation: random horizontal flips of training images
+    scale: list[float] | None = Field(None, min_length=2, max_length=2)  # augmentation: RandomResizedCrop area range
 
 
 class ModelSpec(_Section):
     name: str = "timm/resnet18"
-    pretrained: bool = False
+    encoder: str | None = None  # smp/<arch>: the timm encoder, e.g. resnet18
+    pretrained: bool | str = False  # true: the library's hub/cache; or a .safetensors/.pth path
+    freeze_bn: bool = True  # frozen BatchNorm layers stay in eval mode
 
 
 class TrainSpec(_Section):
@@ -61,18 +71,39 @@ class TrainSpec(_Section):
 
 class ResourcesSpec(_Section):
     cpu: float = Field(1.0, gt=0)
-    gpu: float = Field(0.0, ge=0)
+    gpu: float | Literal["auto"] = 0.0  # fractional packs trials on one card; auto: 1 if the cluster has GPUs
 
 
 class TuneSpec(_Section):
     num_samples: int = Field(8, ge=1)
-    search_alg: str = "optuna"
-    scheduler: str = "asha"
+    search_alg: str = "optuna"  # or {name: optuna, n_startup_trials: 5}
+    search_alg_options: dict[str, Any] = Field(default_factory=dict)
+    scheduler: str = "asha"  # or {name: asha, grace_period: 2}
+    scheduler_options: dict[str, Any] = Field(default_factory=dict)
+    points_to_evaluate: list[dict[str, Any]] = Field(default_factory=list)  # known-good configs tried first
     max_concurrent: int | None = Field(None, ge=1)
+    time_budget_s: float | None = Field(None, gt=0)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    checkpoint_every: int = Field(1, ge=0)  # epochs between checkpoints; 0: none (no restore after a failure)
+    keep_checkpoints: int = Field(2, ge=1)  # per trial
+    max_failures: int = Field(2, ge=0)  # restarts of a failed trial, from its last checkpoint
     address: str | None = None
     storage: str = "tune_results"
     seed: int | None = None  # search seed; default: train.seed
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_named_options(cls, data: Any) -> Any:
+        # `scheduler: {name: asha, grace_period: 2}` -> scheduler: asha, scheduler_options: {grace_period: 2}
+        if isinstance(data, dict):
+            data = dict(data)
+            for key in ("search_alg", "scheduler"):
+                value = data.get(key)
+                if isinstance(value, dict) and "name" in value:
+                    options = {k: v for k, v in value.items() if k != "name"}
+                    data[key] = value["name"]
+                    data[f"{key}_options"] = {**data.get(f"{key}_options", {}), **options}
+        return data
 
 
 class ExperimentSpec(_Section):
@@ -104,6 +135,11 @@ class ExperimentSpec(_Section):
     def search_seed(self) -> int:
         return self.train.seed if self.tune.seed is None else self.tune.seed
 
+    def points_to_evaluate(self) -> list[dict[str, Any]]:
+        """``tune.points_to_evaluate`` as flat configs, tried before the search algorithm's own."""
+        return [self.space.flatten(point, f"tune.points_to_evaluate[{i}]")
+                for i, point in enumerate(self.tune.points_to_evaluate)]
+
     def trial_count(self) -> int:
         """Trials the search runs: the grid size for grid search, else ``num_samples``."""
         return self.space.grid_size() if self.tune.search_alg == "grid" else self.tune.num_samples
@@ -114,11 +150,18 @@ class ExperimentSpec(_Section):
         base = dict(
             task=self.task,
             model=self.model.name,
+            encoder=self.model.encoder,
             pretrained=self.model.pretrained,
+            freeze_bn=self.model.freeze_bn,
             dataset=self.data.dataset,
+            train_dir=self.data.train_dir,
+            val_dir=self.data.val_dir,
             image_size=self.data.image_size,
             batch_size=self.data.batch_size,
             num_workers=self.data.num_workers,
+            binary=self.data.binary,
+            hflip=self.data.hflip,
+            scale=self.data.scale,
             epochs=self.train.epochs,
             optimizer=self.train.optimizer,
             seed=self.train.seed,
@@ -257,11 +300,7 @@ def _pydantic_problem(err: Mapping[str, Any]) -> tuple[str, str]:
     path = _dotted(loc)
     if err["type"] == "extra_forbidden":
         fields = _fields_at(loc[:-1])
-        hint = ""
-        close = difflib.get_close_matches(str(loc[-1]), fields, n=1)
-        if close:
-            hint = f" (did you mean {close[0]!r}?)"
-        return path, f"unknown key{hint}; valid keys here: {', '.join(fields)}"
+        return path, f"unknown key{_did_you_mean(loc[-1], fields)}; valid keys here: {', '.join(fields)}"
     value = err.get("input")
     shown = repr(value)
     shown = shown if len(shown) <= 80 else shown[:77] + "..."
@@ -279,10 +318,13 @@ def _fields_at(loc: Sequence[Any]) -> list[str]:
     return list(model.model_fields)
 
 
+def _did_you_mean(word: Any, known: Any) -> str:
+    close = difflib.get_close_matches(str(word), [str(k) for k in known], n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _unknown(value: Any, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(str(value), list(known), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"unknown name {value!r}{hint}; valid: {', '.join(known)}"
+    return f"unknown name {value!r}{_did_you_mean(value, known)}; valid: {', '.join(known)}"
 
 
 def _check_names(spec: ExperimentSpec) -> list[tuple[str, str]]:
@@ -290,9 +332,20 @@ def _check_names(spec: ExperimentSpec) -> list[tuple[str, str]]:
     if not NAME_PATTERN.match(spec.name):
         problems.append(("name", f"must be a plain directory name (letters, digits, '.', '_', '-'; at most 100, "
                                  f"not starting with '.' or '-'), got {spec.name!r}"))
+    try:
+        check_data(DataConfig(dataset=spec.data.dataset, task=spec.task))
+    except ValueError as exc:
+        problems.append(("data.dataset", str(exc)))
+    if spec.data.dataset == "folder":
+        if not spec.data.train_dir:
+            problems.append(("data.train_dir", "the folder dataset needs train_dir (class sub-folders, or images/ and "
+                                               "masks/ for segmentation)"))
+        for key in ("train_dir", "val_dir"):
+            folder = getattr(spec.data, key)
+            if folder and not Path(folder).expanduser().is_dir():
+                problems.append((f"data.{key}", f"no such directory: {folder}"))
     names = {
         "task": (spec.task, TASKS),
-        "data.dataset": (spec.data.dataset, list(DATASETS)),
         "train.optimizer": (spec.train.optimizer, list(OPTIMIZERS)),
         "tune.search_alg": (spec.tune.search_alg, list(SEARCH_ALGS)),
         "tune.scheduler": (spec.tune.scheduler, list(TRIAL_SCHEDULERS)),
@@ -304,15 +357,37 @@ def _check_names(spec: ExperimentSpec) -> list[tuple[str, str]]:
         problems.append(("train.metric", f"{_unknown(spec.train.metric, list(METRICS[spec.task]))} "
                                          f"(the metrics a {spec.task} trial reports)"))
     try:
-        check_model_name(spec.model.name)
+        check_model_name(spec.model.name, task=spec.task, encoder=spec.model.encoder)
     except ValueError as exc:
-        problems.append(("model.name", str(exc)))
+        problems.append(("model.encoder" if "encoder" in str(exc) and spec.model.encoder else "model.name", str(exc)))
+    pretrained = spec.model.pretrained
+    if isinstance(pretrained, str) and not Path(pretrained).expanduser().is_file():
+        problems.append(("model.pretrained", f"no weights file at {pretrained!r} (give a .safetensors or .pth file, "
+                                             f"true for the library's cache, or false)"))
+    scale = spec.data.scale
+    if scale is not None and not 0 < scale[0] <= scale[1] <= 1:
+        problems.append(("data.scale", f"must be [low, high] with 0 < low <= high <= 1, got {scale}"))
     if spec.train.device not in ("auto", "cpu") and not re.fullmatch(r"cuda(:\d+)?", spec.train.device):
         problems.append(("train.device", f"must be auto, cpu, cuda or cuda:N, got {spec.train.device!r}"))
     gpu = spec.tune.resources.gpu
-    if gpu > 1 and gpu != int(gpu):
+    if gpu != "auto" and gpu < 0:
+        problems.append(("tune.resources.gpu", f"must be >= 0 or auto, got {gpu}"))
+    elif gpu != "auto" and gpu > 1 and gpu != int(gpu):
         problems.append(("tune.resources.gpu", f"a fraction of a GPU must be <= 1 (several trials share one card); "
                                                f"above 1 it must be a whole number, got {gpu}"))
+    for key, registry in (("search_alg", SEARCH_ALGS), ("scheduler", TRIAL_SCHEDULERS)):
+        info = registry.get(getattr(spec.tune, key))
+        options = getattr(spec.tune, f"{key}_options")
+        for option, value in options.items() if info else ():
+            if option not in info.params:
+                known = ", ".join(info.params) or "none"
+                problems.append((f"tune.{key}", f"{getattr(spec.tune, key)!r} has no option {option!r}"
+                                                f"{_did_you_mean(option, info.params)}; its options: {known}"))
+                continue
+            try:
+                options[option] = info.params[option].check(value)
+            except ValueError as exc:
+                problems.append((f"tune.{key}.{option}", str(exc)))
     return problems
 
 
@@ -322,6 +397,19 @@ def _check_search(spec: ExperimentSpec) -> list[tuple[str, str]]:
         section, field = home.split(".")
         if knob in spec.search and field in getattr(spec, section).model_fields_set:
             problems.append((f"search.{knob}", f"is also set at {home}; set it in one place"))
+    for path, value in _fixed_and_chosen(spec.space, "loss"):
+        info = LOSSES.get(value)
+        if info is not None and spec.task not in info.tasks:
+            problems.append((path, f"loss {value!r} does not apply to task {spec.task!r}; it supports "
+                                   f"{', '.join(info.tasks)}"))
+    depths = [d for _, d in _fixed_and_chosen(spec.space, "freeze_depth") if d != "all"]
+    if depths:
+        try:
+            stages = stage_count_for(spec.model.name, task=spec.task, encoder=spec.model.encoder)
+            check_freeze_depth(max(depths), stages, spec.model.name)
+        except ValueError as exc:
+            if "freeze_depth" in str(exc):  # a bad model name is reported at model.name already
+                problems.append(("search.freeze_depth", str(exc)))
     if spec.train.metric == "val_loss" and spec.space.is_searched("loss"):
         problems.append(("train.metric", "val_loss cannot rank trials that use different losses (their values are "
                                          "not comparable); optimize val_acc or val_f1 instead"))
@@ -330,4 +418,60 @@ def _check_search(spec: ExperimentSpec) -> list[tuple[str, str]]:
             spec.space.grid_size()
         except SpaceError as exc:
             problems.append((exc.path, exc.message))
+    return problems + _check_strategy(spec)
+
+
+def _fixed_and_chosen(space: SearchSpace, knob: str) -> list[tuple[str, Any]]:
+    """Every value a knob can take: fixed values, choices, range ends, family names (with their path)."""
+    node = space.root.get(knob)
+    path = f"search.{knob}"
+    if node is None:
+        return []
+    if isinstance(node, Fixed):
+        return [(path, node.value)]
+    if isinstance(node, Categorical):
+        return [(path, v) for v in node.values]
+    if isinstance(node, IntRange):
+        return [(path, node.low), (path, node.high)]
+    if isinstance(node, Conditional):
+        return [(path, option.name) for option in node.options]
+    return []
+
+
+def _check_strategy(spec: ExperimentSpec) -> list[tuple[str, str]]:
+    """Combinations of search algorithm, trial scheduler and checkpointing that cannot work."""
+    tune = spec.tune
+    problems = []
+    try:
+        points = spec.points_to_evaluate()
+    except SpaceError as exc:
+        problems.append((exc.path, exc.message))
+        points = []
+    if points and tune.search_alg == "grid":
+        problems.append(("tune.points_to_evaluate", "grid search runs every point anyway; remove the points"))
+    elif len(points) > tune.num_samples:
+        problems.append(("tune.points_to_evaluate", f"has {len(points)} points but num_samples is "
+                                                    f"{tune.num_samples}; raise num_samples"))
+    if tune.search_alg in CONTINUOUS_ONLY and not any(
+            info["type"] != "categorical" for info in spec.space.describe().values()):
+        problems.append(("tune.search_alg", f"{tune.search_alg} models continuous parameters and this search has "
+                                            f"none; use optuna (TPE), random or grid"))
+    if tune.scheduler == "pbt":
+        if tune.search_alg != "random":
+            problems.append(("tune.search_alg", f"pbt draws its initial population at random and then evolves it "
+                                                f"itself; set search_alg: random (got {tune.search_alg})"))
+        if not pbt_mutations(spec):
+            problems.append(("tune.scheduler", "pbt mutates continuous parameters that every trial has (lr, "
+                                               "weight_decay, ...); this search has none"))
+    if tune.scheduler == "hyperband" and tune.max_concurrent:
+        problems.append(("tune.max_concurrent", "hyperband pauses trials at each rung until its whole bracket gets "
+                                                "there, so it needs every trial created up front; remove "
+                                                "max_concurrent (tune.resources still limit what runs at once)"))
+    if tune.scheduler in ("pbt", "hyperband") and tune.checkpoint_every == 0:
+        problems.append(("tune.checkpoint_every", f"{tune.scheduler} pauses and restores trials from checkpoints; "
+                                                  f"it must be >= 1"))
+    interval = tune.scheduler_options.get("perturbation_interval")
+    if tune.scheduler == "pbt" and interval and tune.checkpoint_every and interval % tune.checkpoint_every:
+        problems.append(("tune.checkpoint_every", f"must divide pbt's perturbation_interval ({interval}) so a "
+                                                  f"checkpoint exists at every perturbation"))
     return problems

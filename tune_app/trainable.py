@@ -1,18 +1,28 @@
 """The Ray Tune adapter around the shared training function.
 
-Every epoch's metrics are reported to Tune, which trial schedulers such as ASHA
-use to stop weak trials early. The training itself is plain PyTorch
+Restore first, then loop (Ray Tune's own pattern): a trial that Ray restarts after a
+failure, that HyperBand resumes, or that PBT restarts from a better trial's
+checkpoint continues from that checkpoint. Every epoch's metrics are reported with
+a checkpoint (every ``checkpoint_every`` epochs), so schedulers such as ASHA can stop
+weak trials and no finished epoch is lost. The training itself is plain PyTorch
 (:class:`~tune_app.training.TrainingRun`), the same that ``tune-app train`` runs.
 """
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any, Callable
 
+import ray
 import torch
 from ray import tune
 
+from .report.results import trial_params
 from .training import DataBundle, TrainConfig, TrainingRun
+from .training.schedulers import current_lr
+
+STATE_FILE = "state.pt"
 
 
 def train_trial(
@@ -21,9 +31,35 @@ def train_trial(
     make_config: Callable[[dict[str, Any]], TrainConfig],
     data: DataBundle,
     num_threads: int = 1,
+    checkpoint_every: int = 1,
 ) -> None:
-    """One trial: ``config`` is the flat dict of searched values Tune sampled."""
+    """One trial: ``config`` holds the searched values Tune chose (flat, dotted names)."""
     torch.set_num_threads(num_threads)
-    run = TrainingRun(make_config(config), data=data)
+    run = TrainingRun(make_config(trial_params(config)), data=data)
+    restored_from = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            state = torch.load(Path(directory) / STATE_FILE, map_location=run.device, weights_only=True)
+        run.load_state_dict(state)
+        # PBT restarts a trial from another trial's checkpoint with perturbed values:
+        # this trial's config, not the checkpoint's, sets the hyperparameters from here on.
+        run.adopt_hyperparameters(state["config"])
+        restored_from = run.epoch
+    node = ray.get_runtime_context().get_node_id()
+    if checkpoint is not None and run.epoch >= run.config.epochs:
+        # Restored with the budget spent (PBT cloned a finished trial, or Ray restarted one
+        # whose last results it had not yet taken in): nothing is left to train, but the
+        # trial's history must end at that epoch, with what these weights score.
+        tune.report({"epoch": run.epoch, **run.evaluate(), "lr": current_lr(run.optimizer),
+                     "restored_from_epoch": restored_from, "node_id": node})
+        return
     for metrics in run.epochs():
-        tune.report(metrics)
+        metrics = {**metrics, "restored_from_epoch": restored_from, "node_id": node}
+        last = run.epoch == run.config.epochs
+        if checkpoint_every and (run.epoch % checkpoint_every == 0 or last):
+            with tempfile.TemporaryDirectory() as directory:
+                torch.save(run.state_dict(), Path(directory) / STATE_FILE)
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+        else:
+            tune.report(metrics)

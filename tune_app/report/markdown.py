@@ -1,13 +1,22 @@
-"""``report.md``: the experiment header, the leaderboard and the failed trials."""
+"""``report.md``: the report's blocks as GitHub-flavoured Markdown (figures are HTML-only).
+
+Example:
+    >>> import pandas as pd
+    >>> print(markdown_table(pd.DataFrame({"loss": ["ce"], "best": [0.912345]})))
+    | loss | best |
+    | --- | --- |
+    | ce | 0.9123 |
+"""
 
 from __future__ import annotations
 
-import math
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 
-from .tables import leaderboard, status_counts
+from .analysis import Analysis
+from .document import Block, build_document
+from .formatting import fmt
 
 
 def markdown_table(frame: pd.DataFrame, index: bool = False) -> str:
@@ -21,33 +30,24 @@ def markdown_table(frame: pd.DataFrame, index: bool = False) -> str:
 
 
 def _cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return fmt(value).replace("|", "\\|").replace("\n", " ")
 
 
-def render_report(results: pd.DataFrame, spec: dict[str, Any], metric: str, mode: str) -> str:
+def render_blocks(blocks: Sequence[Block]) -> str:
+    """Blocks as Markdown, one blank line between them."""
+    parts = []
+    for block in blocks:
+        if block.kind in ("h1", "h2", "h3"):
+            parts.append("#" * int(block.kind[1]) + " " + block.text)
+        elif block.kind == "text":
+            parts.append(block.text)
+        elif block.kind == "bullets":
+            parts.append("\n".join(f"- {item}" for item in block.items))
+        elif block.kind == "table" and block.table is not None:
+            parts.append(markdown_table(block.table, index=block.index))
+    return "\n\n".join(parts) + "\n"
+
+
+def render_report(analysis: Analysis) -> str:
     """The whole ``report.md`` text."""
-    tune = spec.get("tune", {})
-    counts = status_counts(results)
-    board = leaderboard(results, metric, mode)
-    lines = [
-        f"# Experiment `{spec.get('name', '?')}`",
-        "",
-        f"- task: {spec.get('task', '?')}, model: `{spec.get('model', {}).get('name', '?')}`, "
-        f"dataset: {spec.get('data', {}).get('dataset', '?')}",
-        f"- search: {tune.get('search_alg', '?')}, trial scheduler: {tune.get('scheduler', '?')}, "
-        f"objective: {mode} `{metric}`",
-        f"- trials: {len(results)} (" + ", ".join(f"{n} {s}" for s, n in counts.items()) + ")",
-    ]
-    if not board.empty:
-        best = board.iloc[0]
-        lines.append(f"- best `{metric}`: **{best[metric]:.4f}** (trial `{best['trial_id']}`)")
-    lines += ["", "## Leaderboard", ""]
-    lines.append(markdown_table(board, index=True) if not board.empty else "No trial reported the metric.")
-    failed = results[results["status"] == "ERROR"]
-    if not failed.empty:
-        lines += ["", "## Failed trials", "", markdown_table(failed[["trial_id", "epochs", "error"]])]
-    return "\n".join(lines) + "\n"
+    return render_blocks(build_document(analysis))

@@ -30,6 +30,17 @@ RAY_RESULT_KEYS = frozenset({
 })
 
 
+# PBT needs Ray's own variant generator, which cannot express a conditional space:
+# there each trial's flat config travels under this one key.
+POINT_KEY = "params"
+
+
+def trial_params(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's flat searched parameters, whichever way the search algorithm delivered them."""
+    inner = config.get(POINT_KEY)
+    return dict(inner) if isinstance(inner, dict) and len(config) == 1 else dict(config)
+
+
 @dataclass
 class TrialRecord:
     """One trial as read from disk."""
@@ -63,12 +74,17 @@ def read_trials(experiment_dir: str | Path) -> list[TrialRecord]:
     states = _trial_states(experiment_dir)
     trials = []
     seen_dirs = set()
+    budget = read_spec(experiment_dir).get("train", {}).get("epochs")
     for state in states:
         directory = experiment_dir / state["relative_logdir"] if state.get("relative_logdir") else None
-        trials.append(_read_trial(state["trial_id"], state.get("status", "UNKNOWN"), state.get("config", {}), directory))
+        trial = _read_trial(state["trial_id"], state.get("status", "UNKNOWN"), state.get("config", {}), directory,
+                            budget)
+        if trial.status == "PAUSED" and _finished(trial.history, budget):
+            trial.status = "TERMINATED"  # HyperBand can leave a trial paused at its final rung: it is done
+        trials.append(trial)
         seen_dirs.add(directory)
     # Trial directories the state file does not know yet (the driver died before saving it).
-    unknown = [_read_trial(None, None, None, p.parent) for p in experiment_dir.glob("*/params.json")
+    unknown = [_read_trial(None, None, None, p.parent, budget) for p in experiment_dir.glob("*/params.json")
                if p.parent not in seen_dirs]
     return trials + sorted(unknown, key=_directory_number)
 
@@ -98,7 +114,16 @@ def _trial_number(state: dict[str, Any]) -> int:
     return int(head) if head.isdigit() else 0
 
 
-def _read_trial(trial_id: str | None, status: str | None, config: dict | None, directory: Path | None) -> TrialRecord:
+def _finished(history: list[dict[str, Any]], budget: int | None) -> bool:
+    """Whether the last result ends the trial: Ray's done flag, or the epoch budget reached."""
+    if not history:
+        return False
+    last = history[-1]
+    return bool(last.get("done")) or bool(budget and (_epoch_of(last) or 0) >= budget)
+
+
+def _read_trial(trial_id: str | None, status: str | None, config: dict | None, directory: Path | None,
+                budget: int | None = None) -> TrialRecord:
     history: list[dict[str, Any]] = []
     error = None
     if directory is not None and directory.is_dir():
@@ -118,8 +143,21 @@ def _read_trial(trial_id: str | None, status: str | None, config: dict | None, d
     if trial_id is None:
         trial_id = history[-1]["trial_id"] if history else (directory.name if directory else "?")
     if status is None:
-        status = "ERROR" if error else ("TERMINATED" if history and history[-1].get("done") else "UNKNOWN")
-    return TrialRecord(trial_id, status, dict(config or {}), history, error, directory)
+        status = "ERROR" if error else ("TERMINATED" if _finished(history, budget) else "UNKNOWN")
+    return TrialRecord(trial_id, status, trial_params(config or {}), _latest_per_epoch(history), error, directory)
+
+
+def _latest_per_epoch(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One result per epoch, the last reported: a trial restarted from a checkpoint repeats epochs."""
+    by_epoch: dict[Any, dict[str, Any]] = {}
+    for result in history:
+        by_epoch.pop(_epoch_of(result), None)  # re-insert: the newest report decides the order too
+        by_epoch[_epoch_of(result)] = result
+    return list(by_epoch.values())
+
+
+def _epoch_of(result: dict[str, Any]) -> Any:
+    return result.get("epoch", result.get("training_iteration"))
 
 
 def _error_summary(text: str) -> str:
@@ -152,7 +190,7 @@ def results_frame(trials: list[TrialRecord], metric: str, mode: str) -> pd.DataF
         row = {
             "trial_id": trial.trial_id,
             "status": trial.status,
-            "epochs": len(trial.history),
+            "epochs": max((_epoch_of(r) or 0 for r in trial.history), default=0),
             metric: trial.best(metric, mode),
             **{name: trial.config.get(name) for name in params},
             "time_total_s": last.get("time_total_s"),

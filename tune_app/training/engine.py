@@ -1,14 +1,15 @@
 """The shared training function: one trial, plain PyTorch, no Ray.
 
-:class:`TrainingRun` builds data loaders, model, loss, optimizer, LR schedule and
-mixed precision from a :class:`TrainConfig`, then trains one epoch at a time. The
-Ray adapter and ``tune-app train`` drive the same object:
+:class:`TrainingRun` builds data loaders, model (frozen as asked), loss, optimizer,
+LR schedule and mixed precision from a :class:`TrainConfig`, then trains one epoch
+at a time. The Ray adapter and ``tune-app train`` drive the same object:
 
     run = TrainingRun(config)
     for metrics in run.epochs():     # one dict per epoch
-        print(metrics["val_acc"])
+        print(metrics["val_loss"])
 
-Its :meth:`state_dict` holds everything needed to continue bit-for-bit on CPU.
+Its :meth:`state_dict` holds everything needed to continue: resumed from epoch k, a
+CPU run ends with the same metrics as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import resource
+import sys
 import time
 import warnings
 from typing import Any, Callable, ContextManager, Iterator
@@ -27,7 +30,8 @@ from torch.utils.data import DataLoader
 from .config import TrainConfig
 from .data import DataBundle, DataConfig, build_data
 from .losses import create_loss
-from .models import count_parameters, create_model
+from .metrics import create_metrics
+from .models import count_parameters, create_model, freeze
 from .optimizers import create_optimizer
 from .schedulers import Budget, create_scheduler, current_lr
 
@@ -62,6 +66,46 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
     return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
 
+def data_config(config: TrainConfig) -> DataConfig:
+    """The data part of a trial's config; pretrained weights bring their own input normalization."""
+    mean, std = pretrained_normalization(config.model, config.encoder) if config.pretrained else (None, None)
+    return DataConfig(
+        dataset=config.dataset,
+        task=config.task,
+        image_size=config.image_size,
+        train_dir=config.train_dir,
+        val_dir=config.val_dir,
+        binary=config.binary,
+        hflip=config.hflip,
+        scale=tuple(config.scale) if config.scale else None,
+        mean=mean,
+        std=std,
+    )
+
+
+def pretrained_normalization(model: str, encoder: str | None = None) -> tuple[Any, Any]:
+    """Mean and std the pretrained weights of ``model`` expect (timm's pretrained config); (None, None) if unknown."""
+    source, _, arch = model.partition("/")
+    arch = encoder if source == "smp" else arch
+    if source not in ("timm", "smp") or not arch:
+        return None, None  # torchvision's weights expect the ImageNet statistics, the folder default
+    import timm
+
+    try:
+        cfg = timm.get_pretrained_cfg(arch.removeprefix("tu-"))
+    except Exception:  # an architecture without a pretrained config
+        cfg = None
+    return (tuple(cfg.mean), tuple(cfg.std)) if cfg is not None else (None, None)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak GPU memory allocated on CUDA, else the process's peak resident memory."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+
+
 class TrainingRun:
     """One trial's training state; :meth:`epochs` trains until the budget is spent.
 
@@ -74,27 +118,38 @@ class TrainingRun:
         self.config = config
         seed_everything(config.seed)
         self.device = resolve_device(config.device)
-        if data is None:
-            data = build_data(DataConfig(dataset=config.dataset, image_size=config.image_size))
-        self.data = data
+        cuda = self.device.type == "cuda"
+        if cuda:
+            torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
+        self.data = data if data is not None else build_data(data_config(config))
 
         # data: a seeded generator makes the shuffling order part of the checkpoint
         self.generator = torch.Generator().manual_seed(config.seed)
-        pin = self.device.type == "cuda"
         self.train_loader = DataLoader(
-            data.train,
+            self.data.train,
             batch_size=config.batch_size,
             shuffle=True,
-            drop_last=len(data.train) > config.batch_size,  # a 1-image batch breaks BatchNorm
+            drop_last=len(self.data.train) > config.batch_size,  # a 1-image batch breaks BatchNorm
             generator=self.generator,
             num_workers=config.num_workers,
-            pin_memory=pin,
+            pin_memory=cuda,
+            persistent_workers=config.num_workers > 0,
         )
-        self.val_loader = DataLoader(data.val, batch_size=config.batch_size, num_workers=config.num_workers, pin_memory=pin)
+        self.val_loader = DataLoader(self.data.val, batch_size=config.batch_size, num_workers=config.num_workers,
+                                     pin_memory=cuda, persistent_workers=config.num_workers > 0)
 
-        # model, loss, optimizer, schedule
-        self.model = create_model(config.model, data.num_classes, data.in_chans, config.pretrained).to(self.device)
-        self.criterion = create_loss(config.loss, task=config.task, num_classes=data.num_classes)
+        # model: fresh head, then freezing (before the optimizer sees the parameters)
+        self.model = create_model(config.model, self.data.num_classes, self.data.in_chans, config.pretrained,
+                                  task=config.task, encoder=config.encoder)
+        if config.freeze_depth:
+            freeze(self.model, config.freeze_depth, bn_eval=config.freeze_bn)
+        self.channels_last = cuda if config.channels_last is None else config.channels_last
+        self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        self.model.to(self.device, memory_format=self.memory_format)
+        self.trainable_params = count_parameters(self.model, trainable_only=True)
+
+        # loss, optimizer, schedule
+        self.criterion = create_loss(config.loss, task=config.task, num_classes=self.data.num_classes)
         self.optimizer = create_optimizer(config.optimizer, self.model, config.lr, config.weight_decay, config.momentum)
         self.schedule = create_scheduler(config.scheduler, self.optimizer, Budget(config.epochs, len(self.train_loader)))
 
@@ -103,7 +158,7 @@ class TrainingRun:
         self.autocast: Callable[[], ContextManager[Any]] = (
             contextlib.nullcontext if dtype is None else lambda: torch.autocast(self.device.type, dtype=dtype)
         )
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=dtype is torch.float16)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=dtype is torch.float16 and cuda)
         self.epoch = 0  # epochs completed
 
     # ------------------------------------------------------------------ loop
@@ -114,25 +169,30 @@ class TrainingRun:
 
     def run_epoch(self) -> dict[str, float]:
         lr = current_lr(self.optimizer)
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
         train = self.train_one_epoch()
         val = self.evaluate()
         self.schedule.after_epoch({**train, **val})
         self.epoch += 1
-        return {"epoch": self.epoch, **train, **val, "lr": lr,
-                "trainable_params": count_parameters(self.model, trainable_only=True)}
+        return {"epoch": self.epoch, **train, **val, "lr": lr, "trainable_params": self.trainable_params,
+                "peak_memory_mb": peak_memory_mb(self.device)}
+
+    def _to_device(self, images: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        images = images.to(self.device, non_blocking=True, memory_format=self.memory_format)
+        return images, targets.to(self.device, non_blocking=True)
 
     def train_one_epoch(self, max_steps: int | None = None) -> dict[str, float]:
         """Train on the training set once (or for ``max_steps`` batches, for smoke tests)."""
-        model, device = self.model, self.device
+        model = self.model
         model.train()
-        loss_sum = torch.zeros((), device=device)
+        loss_sum = torch.zeros((), device=self.device)
         seen = 0
         start = time.perf_counter()
         for step, (images, targets) in enumerate(self.train_loader):
             if step == max_steps:
                 break
-            images = images.to(device, non_blocking=True)
-            targets = targets.to(device, non_blocking=True)
+            images, targets = self._to_device(images, targets)
             with self.autocast():
                 loss = self.criterion(model(images), targets)
             self.optimizer.zero_grad(set_to_none=True)
@@ -151,34 +211,43 @@ class TrainingRun:
     @torch.inference_mode()
     def evaluate(self, max_steps: int | None = None) -> dict[str, float]:
         """Loss and metrics on the validation set (or its first ``max_steps`` batches)."""
-        from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
-
-        num_classes = self.data.num_classes
-        accuracy = MulticlassAccuracy(num_classes, average="micro").to(self.device)
-        f1 = MulticlassF1Score(num_classes, average="macro").to(self.device)
+        metrics = create_metrics(self.config.task, self.data.num_classes, self.device)
         self.model.eval()
         loss_sum = torch.zeros((), device=self.device)
         seen = 0
         for step, (images, targets) in enumerate(self.val_loader):
             if step == max_steps:
                 break
-            images = images.to(self.device, non_blocking=True)
-            targets = targets.to(self.device, non_blocking=True)
+            images, targets = self._to_device(images, targets)
             with self.autocast():
                 logits = self.model(images)
                 loss = self.criterion(logits, targets)
             loss_sum += loss.float() * len(targets)
             seen += len(targets)
-            preds = logits.argmax(dim=1)
-            accuracy.update(preds, targets)
-            f1.update(preds, targets)
-        return {
-            "val_loss": (loss_sum / max(seen, 1)).item(),
-            "val_acc": accuracy.compute().item(),
-            "val_f1": f1.compute().item(),
-        }
+            metrics.update(logits.float(), targets)
+        return {"val_loss": (loss_sum / max(seen, 1)).item(), **metrics.compute()}
 
     # ------------------------------------------------------------ checkpoint
+    def adopt_hyperparameters(self, previous: dict[str, Any]) -> None:
+        """After loading a state made under ``previous`` config: use this config's lr, weight decay, momentum.
+
+        The loaded optimizer state carries the old values. PBT restarts a trial from a
+        better trial's checkpoint with perturbed values, which must take effect; the LR
+        schedule keeps its shape and is rescaled by new_lr / old_lr.
+        """
+        config = self.config
+        ratio = config.lr / previous["lr"] if previous.get("lr") else 1.0
+        for group in self.optimizer.param_groups:
+            for key in ("lr", "initial_lr", "max_lr", "min_lr"):
+                if key in group:
+                    group[key] *= ratio
+            if group.get("weight_decay"):  # groups without decay (biases, norms) keep none
+                group["weight_decay"] = config.weight_decay
+            if "momentum" in group:
+                group["momentum"] = config.momentum
+        if ratio != 1.0:
+            self.schedule.scale_lr(ratio)
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue this run; loadable with ``weights_only=True``."""
         np_state = np.random.get_state()
@@ -193,6 +262,7 @@ class TrainingRun:
                 "python": random.getstate(),
                 "numpy": (np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]),
                 "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                 "loader": self.generator.get_state(),
             },
         }
@@ -208,5 +278,7 @@ class TrainingRun:
         name, keys, *rest = rng["numpy"]
         np.random.set_state((name, keys.numpy(), *rest))
         torch.set_rng_state(rng["torch"])
+        if rng.get("cuda") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
         self.generator.set_state(rng["loader"])
         self.epoch = int(state["epoch"])

@@ -1,16 +1,32 @@
 """Loss registry: name -> factory, with the parameters each loss accepts.
 
-Every loss takes raw logits ``[B, C]`` and integer class targets ``[B]`` and returns
-the mean loss over the batch.
+Every loss serves classification and segmentation alike. It takes raw logits,
+``[B, C]`` or ``[B, C, H, W]``, and integer class targets, ``[B]`` or ``[B, H, W]``
+(``long``), and returns the mean loss as a float32 scalar.
+
+The channel count ``C`` of the logits decides the problem, at call time:
+
+* ``C == 1`` is binary: ``sigmoid(logits)`` is the probability of class 1 and the
+  target holds 0 or 1 (a one-channel binary segmentation head, ``num_classes=2``).
+* ``C > 1`` is single-label multi-class: probabilities are ``softmax(logits, dim=1)``.
+  Only ``bce`` reads ``C > 1`` as independent per-class sigmoids (multi-label style).
+
+So ``num_classes`` (which counts the background) is never needed to compute a loss,
+and one loss object serves any head; :func:`create_loss` takes it to keep the factory
+signature stable. Overlap losses (``dice``, ``iou``) sum over the batch and spatial
+dims, so for classification they are a soft F1 / Jaccard over the batch. Everything is
+computed in float32, also under autocast: sums over many pixels lose too much in bf16.
 
 Example:
-    >>> loss = create_loss({"name": "focal", "gamma": 2.0}, task="classification", num_classes=10)
-    >>> loss(torch.zeros(4, 10), torch.tensor([0, 1, 2, 3])).shape
-    torch.Size([])
+    >>> loss = create_loss({"name": "dice_bce", "dice_weight": 0.3}, task="segmentation", num_classes=2)
+    >>> # all-background masks, p = 0.5 everywhere: 0.7 * ln 2 + 0.3 * (1 - (0 + 1) / (64 + 0 + 1))
+    >>> loss(torch.zeros(2, 1, 8, 8), torch.zeros(2, 8, 8, dtype=torch.long))
+    tensor(0.7806)
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -18,7 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .params import Param, fraction, non_negative
+from .params import Param, fraction, non_negative, positive
+
+TASKS = ("classification", "segmentation")
 
 
 @dataclass(frozen=True)
@@ -27,15 +45,87 @@ class LossInfo:
 
     factory: Callable[..., nn.Module]
     params: dict[str, Param] = field(default_factory=dict)
-    tasks: tuple[str, ...] = ("classification",)
+    tasks: tuple[str, ...] = TASKS
     help: str = ""
 
 
-class FocalLoss(nn.Module):
-    """Softmax focal loss (Lin et al. 2017) for single-label multi-class problems.
+# ------------------------------------------------------------------ helpers
+def _check_shapes(logits: torch.Tensor, target: torch.Tensor) -> None:
+    # A [B, 1, H, W] mask would broadcast silently into a wrong loss; say so instead.
+    if logits.dim() < 2 or logits.shape[:1] + logits.shape[2:] != target.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and target {tuple(target.shape)} do not match: "
+                         f"expected logits [B, C, ...] and class indices [B, ...]")
 
-    ``loss = -alpha * (1 - p_t) ** gamma * log(p_t)`` where ``p_t`` is the softmax
-    probability of the true class; ``gamma = 0`` and ``alpha = 1`` give cross entropy.
+
+def _one_hot(target: torch.Tensor, channels: int) -> torch.Tensor:
+    """Float32 target shaped like the logits: the mask itself for one channel, else one-hot."""
+    if channels == 1:
+        return target.unsqueeze(1).float()
+    return F.one_hot(target.long(), channels).movedim(-1, 1).float()
+
+
+def _probabilities(logits: torch.Tensor) -> torch.Tensor:
+    return logits.sigmoid() if logits.shape[1] == 1 else logits.softmax(dim=1)
+
+
+def _smoothed(target: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+    # Binary form of ce's smoothing: each 0/1 target moves towards 1/2.
+    return target * (1.0 - label_smoothing) + 0.5 * label_smoothing
+
+
+# ------------------------------------------------------------------- losses
+class CrossEntropyLoss(nn.Module):
+    """Cross entropy; for one channel, binary cross entropy with the same smoothing.
+
+    Label smoothing spreads ``label_smoothing`` evenly over the classes, as in
+    :func:`torch.nn.functional.cross_entropy`; with one channel the two classes are
+    0 and 1, so the target becomes ``t * (1 - s) + s / 2``. A one-channel head thus
+    gets exactly the loss of a two-channel head with logits ``[0, z]``.
+    """
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.label_smoothing = label_smoothing
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        _check_shapes(logits, target)
+        logits = logits.float()
+        if logits.shape[1] == 1:
+            soft = _smoothed(_one_hot(target, 1), self.label_smoothing)
+            return F.binary_cross_entropy_with_logits(logits, soft)
+        return F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
+
+
+class BCELoss(nn.Module):
+    """Per-class sigmoid binary cross entropy against the one-hot target (multi-label style).
+
+    Args:
+        pos_weight: Weight of the positive term of every class (> 1 favours recall);
+            None weighs positives and negatives alike.
+        label_smoothing: Every 0/1 target moves to ``t * (1 - s) + s / 2``.
+    """
+
+    def __init__(self, pos_weight: float | None = None, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.pos_weight = pos_weight
+        self.label_smoothing = label_smoothing
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        _check_shapes(logits, target)
+        logits = logits.float()
+        soft = _smoothed(_one_hot(target, logits.shape[1]), self.label_smoothing)
+        pos_weight = None if self.pos_weight is None else logits.new_tensor(self.pos_weight)
+        return F.binary_cross_entropy_with_logits(logits, soft, pos_weight=pos_weight)
+
+
+class FocalLoss(nn.Module):
+    """Focal loss (Lin et al. 2017), per element, averaged.
+
+    One channel: the sigmoid form, equal to ``torchvision.ops.sigmoid_focal_loss(...,
+    reduction="mean")``: ``alpha_t * (1 - p_t) ** gamma * BCE`` with ``alpha_t = alpha``
+    for positives and ``1 - alpha`` for negatives. More channels: the softmax form
+    ``-alpha * (1 - p_t) ** gamma * log(p_t)``, ``p_t`` the probability of the true
+    class; ``alpha = 1, gamma = 0`` is cross entropy.
     """
 
     def __init__(self, alpha: float = 0.25, gamma: float = 2.0) -> None:
@@ -43,36 +133,156 @@ class FocalLoss(nn.Module):
         self.alpha = alpha
         self.gamma = gamma
 
+    def _modulate(self, one_minus_p_t: torch.Tensor) -> torch.Tensor:
+        # (1 - p_t) ** gamma has an infinite slope at 0 for gamma < 1; a confident, right
+        # prediction (p_t == 1.0 in float32) would turn the gradient into NaN.
+        return one_minus_p_t.clamp_min(torch.finfo(torch.float32).tiny).pow(self.gamma)
+
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        # log_softmax in float32: autocast would otherwise compute it in bf16.
-        log_p = F.log_softmax(logits.float(), dim=1).gather(1, target[:, None]).squeeze(1)
-        loss = -self.alpha * (1.0 - log_p.exp()).pow(self.gamma) * log_p
-        return loss.mean()
+        _check_shapes(logits, target)
+        logits = logits.float()
+        if logits.shape[1] == 1:  # the same operations as torchvision, so the values agree exactly
+            y = _one_hot(target, 1)
+            p = logits.sigmoid()
+            bce = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
+            p_t = p * y + (1 - p) * (1 - y)
+            alpha_t = self.alpha * y + (1 - self.alpha) * (1 - y)
+            return (alpha_t * self._modulate(1 - p_t) * bce).mean()
+        log_p_t = F.log_softmax(logits, dim=1).gather(1, target.long().unsqueeze(1))
+        # -expm1(log p) is 1 - p without cancellation when p is close to 1
+        return (-self.alpha * self._modulate(-torch.expm1(log_p_t)) * log_p_t).mean()
 
 
-def _cross_entropy(label_smoothing: float = 0.0) -> nn.Module:
-    return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+class _OverlapLoss(nn.Module):
+    """``1 - mean over classes of a soft overlap score``, summed over batch and spatial dims.
 
+    Per class ``c`` with probabilities ``p`` and one-hot target ``y``:
+    ``I = sum(p * y)`` and ``S = sum(p) + sum(y)``. One channel has one class, the
+    foreground; with more, ``include_background=False`` leaves class 0 out.
+    """
+
+    def __init__(self, smooth: float = 1.0, include_background: bool = True) -> None:
+        super().__init__()
+        self.smooth = smooth
+        self.include_background = include_background
+
+    def score(self, intersection: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        _check_shapes(logits, target)
+        probs = _probabilities(logits.float())
+        y = _one_hot(target, probs.shape[1])
+        if probs.shape[1] > 1 and not self.include_background:
+            probs, y = probs[:, 1:], y[:, 1:]
+        dims = [0, *range(2, probs.dim())]  # everything but the class dim
+        intersection = (probs * y).sum(dims)
+        total = probs.sum(dims) + y.sum(dims)
+        return 1.0 - self.score(intersection, total).mean()
+
+
+class DiceLoss(_OverlapLoss):
+    """Soft Dice: ``1 - mean_c (2 I + smooth) / (S + smooth)`` (see :class:`_OverlapLoss`)."""
+
+    def score(self, intersection: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+        # clamp: with smooth=0, an absent class whose sigmoid underflowed would give 0/0
+        return (2 * intersection + self.smooth) / (total + self.smooth).clamp_min(1e-7)
+
+
+class JaccardLoss(_OverlapLoss):
+    """Soft Jaccard (IoU): ``1 - mean_c (I + smooth) / (S - I + smooth)`` (see :class:`_OverlapLoss`)."""
+
+    def score(self, intersection: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+        return (intersection + self.smooth) / (total - intersection + self.smooth).clamp_min(1e-7)
+
+
+class DiceBCELoss(nn.Module):
+    """``(1 - dice_weight) * ce + dice_weight * dice``; ``ce`` is binary cross entropy for one channel."""
+
+    def __init__(self, dice_weight: float = 0.5, smooth: float = 1.0, include_background: bool = True) -> None:
+        super().__init__()
+        self.dice_weight = dice_weight
+        self.ce = CrossEntropyLoss()
+        self.dice = DiceLoss(smooth=smooth, include_background=include_background)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return (1 - self.dice_weight) * self.ce(logits, target) + self.dice_weight * self.dice(logits, target)
+
+
+class MSELoss(nn.Module):
+    """Mean squared error between the probabilities and the one-hot target, over all elements.
+
+    For ``C > 1`` this is the Brier score divided by ``C``.
+    """
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        _check_shapes(logits, target)
+        probs = _probabilities(logits.float())
+        return F.mse_loss(probs, _one_hot(target, probs.shape[1]))
+
+
+# ----------------------------------------------------------------- registry
+_SMOOTH = non_negative(help="added to numerator and denominator; keeps empty classes from scoring 0")
+_BACKGROUND = Param(bool, help="with C > 1 channels, whether class 0 counts in the mean over classes")
 
 LOSSES: dict[str, LossInfo] = {
     "ce": LossInfo(
-        _cross_entropy,
-        {"label_smoothing": fraction(high_open=True, help="mass spread over the other classes")},
-        help="cross entropy",
+        CrossEntropyLoss,
+        {"label_smoothing": fraction(high_open=True, help="probability mass spread evenly over the classes")},
+        help="cross entropy (binary cross entropy for a one-channel head)",
+    ),
+    "bce": LossInfo(
+        BCELoss,
+        {
+            "pos_weight": positive(help="weight of the positive term of every class; default 1"),
+            "label_smoothing": fraction(high_open=True, help="each 0/1 target moves to t*(1-s) + s/2"),
+        },
+        help="per-class sigmoid binary cross entropy on the one-hot target (multi-label style)",
     ),
     "focal": LossInfo(
         FocalLoss,
         {
-            "alpha": fraction(help="weight of the loss (softmax form)"),
-            "gamma": non_negative(help="focusing exponent; 0 gives cross entropy"),
+            "alpha": fraction(help="weight of positives (sigmoid form) or of the whole loss (softmax form)"),
+            "gamma": non_negative(help="focusing exponent; 0 gives (weighted) cross entropy"),
         },
         help="focal loss, down-weights easy examples",
     ),
+    "dice": LossInfo(
+        DiceLoss,
+        {"smooth": _SMOOTH, "include_background": _BACKGROUND},
+        help="soft Dice (soft F1 over the batch for classification)",
+    ),
+    "dice_bce": LossInfo(
+        DiceBCELoss,
+        {
+            "dice_weight": fraction(help="share of Dice; the rest is (binary) cross entropy"),
+            "smooth": _SMOOTH,
+            "include_background": _BACKGROUND,
+        },
+        help="weighted sum of cross entropy and soft Dice",
+    ),
+    "iou": LossInfo(
+        JaccardLoss,
+        {"smooth": _SMOOTH, "include_background": _BACKGROUND},
+        help="soft Jaccard / IoU (soft Jaccard over the batch for classification)",
+    ),
+    "mse": LossInfo(MSELoss, help="mean squared error between probabilities and the one-hot target"),
 }
 
 
 def create_loss(config: dict[str, Any], task: str, num_classes: int) -> nn.Module:
-    """Build the loss named by ``config["name"]`` with the rest of ``config`` as kwargs."""
+    """Build the loss named by ``config["name"]`` with the rest of ``config`` as keyword arguments.
+
+    Args:
+        config: ``{"name": ..., **params}``; every parameter is checked against its :class:`Param`.
+        task: ``classification`` or ``segmentation``; the loss must list it in its ``tasks``.
+        num_classes: Classes including the background (2 for a one-channel binary head).
+            Not used by the current losses, which read the class count from the logits.
+
+    Raises:
+        ValueError: For an unknown loss, a task the loss does not support, or an
+            unknown or out-of-range parameter.
+    """
     kwargs = dict(config)
     name = kwargs.pop("name")
     info = LOSSES.get(name)
@@ -80,4 +290,14 @@ def create_loss(config: dict[str, Any], task: str, num_classes: int) -> nn.Modul
         raise ValueError(f"unknown loss {name!r}; known: {', '.join(LOSSES)}")
     if task not in info.tasks:
         raise ValueError(f"loss {name!r} does not apply to task {task!r}; it supports {', '.join(info.tasks)}")
+    for key, value in kwargs.items():
+        if key not in info.params:
+            close = difflib.get_close_matches(key, list(info.params), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            known = ", ".join(info.params) or "none"
+            raise ValueError(f"loss {name!r} has no parameter {key!r}{hint}; its parameters: {known}")
+        try:
+            kwargs[key] = info.params[key].check(value)
+        except ValueError as exc:
+            raise ValueError(f"loss {name!r}: {key} {exc}") from None
     return info.factory(**kwargs)

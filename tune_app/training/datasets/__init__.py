@@ -1,0 +1,31 @@
+"""Datasets of the shared training function: built-in ones and your own folders.
+
+The public API is re-exported by :mod:`tune_app.training.data`.
+"""
+
+from __future__ import annotations
+
+from ._base import DATA_TASKS, DataBundle, DataConfig, DatasetInfo
+from ._folder import FolderImages, FolderMasks
+from ._memory import ImageMasks, ImageTensors
+from ._registry import DATASETS, build_data, check_data
+from ._shapes import ShapeScenes, generate_shapes
+from ._transforms import PairTransform, timm_transform
+
+__all__ = [
+    "DATASETS",
+    "DATA_TASKS",
+    "DataBundle",
+    "DataConfig",
+    "DatasetInfo",
+    "FolderImages",
+    "FolderMasks",
+    "ImageMasks",
+    "ImageTensors",
+    "PairTransform",
+    "ShapeScenes",
+    "build_data",
+    "check_data",
+    "generate_shapes",
+    "timm_transform",
+]

@@ -1,0 +1,122 @@
+"""What every dataset shares: the config it is built from and the bundle it returns."""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from torch.utils.data import Dataset
+
+DATA_TASKS = ("classification", "segmentation")
+HALF = (0.5, 0.5, 0.5)  # maps [0, 1] to [-1, 1]: the built-in datasets' default mean and std
+
+
+def _floats(value: Any, field: str, length: int) -> tuple[float, ...]:
+    # YAML and timm's pretrained configs hand over lists; a frozen config wants tuples.
+    try:
+        values = tuple(float(v) for v in value)
+    except TypeError:
+        raise ValueError(f"data.{field} must be a list of {length} numbers, got {value!r}") from None
+    if len(values) != length:
+        raise ValueError(f"data.{field} must hold {length} numbers, got {len(values)}: {value!r}")
+    return values
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The data part of a trial's config.
+
+    Augmentation (``hflip``, ``scale``) applies to training images only, and to their
+    masks with them. ``mean``/``std`` of None mean the dataset's own default.
+
+    Example:
+        >>> DataConfig(dataset="shapes", task="segmentation", image_size=64, hflip=True).scale is None
+        True
+    """
+
+    dataset: str = "digits"
+    task: str = "classification"
+    image_size: int = 32
+    train_dir: str | None = None
+    val_dir: str | None = None
+    binary: bool = False  # segmentation: every foreground class becomes class 1
+    hflip: bool = False  # random horizontal flip of training images (and masks)
+    scale: tuple[float, float] | None = None  # RandomResizedCrop area range; None: plain resize
+    val_fraction: float = 0.2  # used where there is no separate validation set
+    split_seed: int = 0  # fixes the split (and the generated images): same for every trial
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.image_size, bool) or not isinstance(self.image_size, numbers.Integral) or self.image_size < 1:
+            raise ValueError(f"data.image_size must be a positive integer, got {self.image_size!r}")
+        object.__setattr__(self, "image_size", int(self.image_size))
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"data.val_fraction must lie in (0, 1), got {self.val_fraction!r}")
+        if self.scale is not None:
+            low, high = _floats(self.scale, "scale", 2)
+            if not 0.0 < low <= high <= 1.0:
+                raise ValueError(f"data.scale: 0 < low <= high <= 1 must hold, but got (low={low}, high={high})")
+            object.__setattr__(self, "scale", (low, high))
+        for field in ("mean", "std"):
+            value = getattr(self, field)
+            if value is not None:
+                object.__setattr__(self, field, _floats(value, field, 3))
+        if self.std is not None and min(self.std) <= 0:
+            raise ValueError(f"data.std must be positive, got {self.std}")
+
+    def norm(self, default_mean: Sequence[float], default_std: Sequence[float]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The normalization to use: this config's, else the dataset's default."""
+        return tuple(self.mean or default_mean), tuple(self.std or default_std)
+
+
+@dataclass
+class DataBundle:
+    """Train and validation sets plus what the model factory needs to know.
+
+    Items are ``(image, target)``: a float ``[C, H, W]`` image and a long class index
+    (classification) or a long ``[H, W]`` mask of class indices (segmentation).
+    """
+
+    train: Dataset
+    val: Dataset
+    num_classes: int  # segmentation: background included
+    in_chans: int
+    class_names: tuple[str, ...]  # segmentation: background first
+    task: str = "classification"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A registry entry: how to build a dataset and what it can be used for."""
+
+    build: Callable[[DataConfig], DataBundle]
+    tasks: tuple[str, ...]
+    mean: tuple[float, ...] = HALF  # the default normalization
+    std: tuple[float, ...] = HALF
+    help: str = ""
+
+
+def random_split(count: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted train and validation indices of a seeded random split (at least one of each)."""
+    order = np.random.default_rng(seed).permutation(count)
+    n_val = min(max(round(count * val_fraction), 1), count - 1)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted train and validation indices with each class in both in proportion.
+
+    Falls back to :func:`random_split` where a class is too small to stratify.
+    """
+    # A fixed split, independent of the trial seed: every trial is judged on the same images.
+    from sklearn.model_selection import train_test_split
+
+    indices = np.arange(len(labels))
+    try:
+        train_idx, val_idx = train_test_split(indices, test_size=val_fraction, stratify=labels, random_state=seed)
+    except ValueError:
+        return random_split(len(labels), val_fraction, seed)
+    return np.sort(train_idx), np.sort(val_idx)

@@ -1,0 +1,42 @@
+"""The dataset registry and the one entry point, :func:`build_data`.
+
+Example:
+    >>> bundle = build_data(DataConfig(dataset="shapes", task="segmentation", image_size=32))
+    >>> bundle.class_names, len(bundle.train), len(bundle.val)
+    (('background', 'circle', 'square', 'triangle'), 640, 160)
+"""
+
+from __future__ import annotations
+
+from ._base import DATA_TASKS, DataBundle, DataConfig, DatasetInfo
+from ._folder import IMAGENET_MEAN, IMAGENET_STD, build_folder
+from ._memory import build_digits
+from ._shapes import build_shapes
+
+DATASETS: dict[str, DatasetInfo] = {
+    "digits": DatasetInfo(build_digits, ("classification",),
+                          help="scikit-learn's 8x8 handwritten digits: 1797 images, 10 classes"),
+    "shapes": DatasetInfo(build_shapes, ("segmentation",),
+                          help="generated circles, squares and triangles with exact masks: 800 images, 4 classes"),
+    "folder": DatasetInfo(build_folder, ("classification", "segmentation"), mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                          help="your images: data.train_dir (and data.val_dir) in ImageFolder or images/ + masks/ layout"),
+}
+
+
+def check_data(config: DataConfig) -> DatasetInfo:
+    """The registry entry of ``config.dataset``, if it supports ``config.task``; else ValueError."""
+    info = DATASETS.get(config.dataset)
+    if info is None:
+        raise ValueError(f"unknown dataset {config.dataset!r}; known: {', '.join(DATASETS)}")
+    if config.task not in DATA_TASKS:
+        raise ValueError(f"unknown task {config.task!r}; known: {', '.join(DATA_TASKS)}")
+    if config.task not in info.tasks:
+        fits = [name for name, other in DATASETS.items() if config.task in other.tasks]
+        raise ValueError(f"dataset {config.dataset!r} supports {' and '.join(info.tasks)}, not {config.task}; "
+                         f"datasets for {config.task}: {', '.join(fits)}")
+    return info
+
+
+def build_data(config: DataConfig) -> DataBundle:
+    """Build the dataset named by ``config.dataset`` for ``config.task``."""
+    return check_data(config).build(config)
