@@ -163,3 +163,123 @@ def test_search_on_an_existing_two_node_cluster_uses_both_nodes(tmp_path, tiny_s
         assert history["node_id"].nunique() == 2, history["node_id"].value_counts()
     finally:
         cluster.shutdown()
+
+
+def test_failing_trials_end_with_their_reason_and_the_sweep_goes_on(tmp_path, tiny_spec_data):
+    """One sweep, four trials: one healthy, one diverging, one out of memory, one raising."""
+    tiny_spec_data["name"] = "failures"
+    tiny_spec_data["train"].update(epochs=2, optimizer="sgd")
+    tiny_spec_data["search"] = {
+        "lr": {"choice": [0.003, 1.0e30]},
+        "loss": {"choice": ["ce", "focal"]},
+        "scheduler": {"choice": ["cosine", {"name": "onecycle", "total_steps": 2}]},
+    }
+    healthy = {"lr": 0.003, "loss": "ce", "scheduler": "cosine"}
+    tiny_spec_data["tune"].update(search_alg="random", scheduler="fifo", num_samples=4, points_to_evaluate=[
+        healthy,
+        {**healthy, "lr": 1.0e30},                                      # loss becomes NaN in epoch 1
+        {**healthy, "loss": "focal"},                                   # out of memory in epoch 2 (injected)
+        {**healthy, "scheduler": {"name": "onecycle", "total_steps": 2}},  # raises while building the run
+    ])
+    spec = write_spec(tmp_path / "failures.yaml", tiny_spec_data)
+    env = {**os.environ, "TUNE_APP_INJECT_FAULT": json.dumps({"fault": "oom", "epoch": 2,
+                                                                "if": {"loss.name": "focal"}})}
+    result = subprocess.run([sys.executable, "-m", "tune_app", "search", str(spec), "--storage", str(tmp_path / "runs")],
+                            capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr  # one trial succeeded
+
+    experiment = tmp_path / "runs" / "failures"
+    results = pd.read_csv(experiment / "results.csv").set_index("loss")
+    by_case = {
+        "healthy": results[(results["lr"] == 0.003) & (results["scheduler"] == "cosine")].loc[["ce"]].iloc[0],
+        "diverged": results[results["lr"] == 1.0e30].iloc[0],
+        "oom": results.loc[["focal"]].iloc[0],
+        "error": results[results["scheduler"] == "onecycle"].iloc[0],
+    }
+    assert (by_case["healthy"]["status"], by_case["healthy"]["epochs"]) == ("TERMINATED", 2)
+    assert (by_case["diverged"]["status"], by_case["diverged"]["epochs"]) == ("DIVERGED", 1)  # stopped at once
+    assert by_case["diverged"]["error"].startswith("diverged: training loss is nan in epoch 1")
+    assert (by_case["oom"]["status"], by_case["oom"]["epochs"]) == ("OOM", 2)
+    assert "out of memory at batch_size 64 with amp off" in by_case["oom"]["error"]
+    assert by_case["error"]["status"] == "ERROR"
+    assert "onecycle: total_steps=2 is fewer than the" in by_case["error"]["error"]
+    report = (experiment / "report.md").read_text()
+    failed = report.split("## Failed trials", 1)[1]
+    for case in ("diverged", "oom", "error"):
+        assert by_case[case]["trial_id"] in failed
+    assert "diverged: training loss is nan" in failed and "out of memory at batch_size 64" in failed
+    assert "total_steps=2 is fewer" in failed
+    leaderboard = report.split("## Leaderboard", 1)[1].split("##", 1)[0]
+    assert leaderboard.count("| TERMINATED |") == 1 and "DIVERGED" not in leaderboard
+
+
+def _unshare_available() -> bool:
+    probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _unshare_available(), reason="needs unshare -rm (user and mount namespaces) for a private tmpfs")
+@pytest.mark.parametrize(("mount_options", "fragment"), [
+    ("ro,size=4m", "cannot write the experiment directory"),
+    ("size=4m", "only 4 MB free at"),  # 4 MB cannot hold 4 trials' checkpoints
+])
+def test_a_read_only_or_full_storage_is_a_clear_error_before_any_training(tmp_path, tiny_spec_data, mount_options,
+                                                                          fragment):
+    storage = tmp_path / "small"
+    storage.mkdir()
+    spec = write_spec(tmp_path / "spec.yaml", tiny_spec_data)
+    # A private tmpfs in a private mount namespace: nothing outside this command sees it.
+    script = (f"mount -t tmpfs -o {mount_options} tmpfs {storage} && "
+              f"exec {sys.executable} -m tune_app search {spec} --storage {storage}")
+    result = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"tune.storage: {fragment}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "trials of" not in result.stdout  # stopped before the sweep began
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def ray_start_cluster(tmp_path):
+    """A head node started with `ray start` (token auth on, as Ray 2.60 does), stopped by its session id."""
+    port = _free_port()
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    env.pop("RAY_AUTH_MODE", None)
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    head = subprocess.Popen([ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2",
+                             "--include-dashboard=false", "--block"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(lambda: any("gcs_server" in Path(f"/proc/{pid}/cmdline").read_text(errors="ignore")
+                             for pid in session_processes(head.pid) if Path(f"/proc/{pid}/cmdline").exists()),
+                 60, "the head node's GCS", head)
+        yield f"127.0.0.1:{port}"
+    finally:
+        kill_session(head.pid)
+        head.wait(timeout=30)
+
+
+def test_search_connects_to_a_ray_start_cluster_with_token_auth(tmp_path, tiny_spec_data, ray_start_cluster):
+    tiny_spec_data["name"] = "remote"
+    tiny_spec_data["train"]["epochs"] = 1
+    tiny_spec_data["tune"].update(num_samples=2, scheduler="fifo")
+    spec = write_spec(tmp_path / "remote.yaml", tiny_spec_data)
+    command = [sys.executable, "-m", "tune_app", "search", str(spec), "--storage", str(tmp_path / "runs"),
+               "--address", ray_start_cluster]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}  # as a user would run it
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(pd.read_csv(tmp_path / "runs" / "remote" / "results.csv")) == 2
+
+    # Without the token (auth turned off on this side), the error says how to fix it.
+    refused = subprocess.run([*command, "--name", "refused"], capture_output=True, text=True, timeout=600,
+                             env={**env, "RAY_AUTH_MODE": "disabled"})
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "set RAY_AUTH_MODE=token" in refused.stderr and "Traceback" not in refused.stderr

@@ -78,7 +78,8 @@ LOOPBACK = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFF
 
 
 @pytest.mark.ray
-def test_the_local_ray_instance_listens_on_loopback_only():
+@pytest.mark.parametrize("dashboard", [False, True], ids=["no-dashboard", "dashboard"])
+def test_the_local_ray_instance_listens_on_loopback_only(dashboard):
     import os
     import subprocess
     import sys
@@ -87,7 +88,7 @@ def test_the_local_ray_instance_listens_on_loopback_only():
     script = (
         "import ray, time\n"
         "from tune_app.runner import ray_session\n"
-        "with ray_session(None):\n"
+        f"with ray_session(None, dashboard={dashboard}):\n"
         "    ray.get(ray.remote(lambda: 1).remote())\n"
         "    print('ready', flush=True)\n"
         "    time.sleep(8)\n"
@@ -96,9 +97,14 @@ def test_the_local_ray_instance_listens_on_loopback_only():
     before = _listening()
     proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout.readline().strip() == "ready"
+        lines = [proc.stdout.readline().strip()]
+        if dashboard:
+            assert lines[0] == "Ray dashboard: http://127.0.0.1:8265"
+            lines.append(proc.stdout.readline().strip())
+        assert lines[-1] == "ready"
         opened = _listening() - before
     finally:
         proc.wait(timeout=120)
     assert opened, "Ray opened no listening socket?"
     assert {address for address, _ in opened} <= LOOPBACK, opened
+    assert (8265 in {port for _, port in opened}) == dashboard  # the dashboard only when asked for

@@ -26,7 +26,8 @@ def echo(text: str = "") -> None:
 def cmd_search(args: argparse.Namespace) -> int:
     from .spec import load_spec
 
-    spec = load_spec(args.file, args.set, name=args.name, storage=args.storage, address=args.address)
+    spec = load_spec(args.file, args.set, name=args.name, storage=args.storage, address=args.address,
+                     dashboard=args.dashboard)
     if args.dry_run:
         _describe(spec, args.file, samples=3)
         echo("dry run: nothing started")
@@ -37,7 +38,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     _resolve_weights(spec)
     data = _shared_data(spec)
-    experiment_dir.mkdir(parents=True)
+    _prepare_storage(spec, experiment_dir)
     _write_spec(spec, experiment_dir / "spec.yaml")
     # The searched parameters' distributions, for reports that never import the spec layer.
     (experiment_dir / "parameters.json").write_text(json.dumps(spec.space.describe(), indent=2))
@@ -109,6 +110,38 @@ def _new_experiment_dir(spec: Any, name: str | None = None) -> Path:
         raise SpecError([("name", f"the experiment directory {experiment_dir} already exists; choose another "
                                   f"name with --name, or remove the directory")])
     return experiment_dir
+
+
+def _prepare_storage(spec: Any, experiment_dir: Path) -> None:
+    """Create the experiment directory, or fail now, before any training, if it cannot hold the sweep."""
+    import shutil
+
+    try:
+        experiment_dir.mkdir(parents=True)
+        probe = experiment_dir / ".write-test"
+        probe.write_bytes(b"\0" * 65536)
+        probe.unlink()
+    except OSError as exc:
+        raise SpecError([("tune.storage", f"cannot write the experiment directory {experiment_dir}: "
+                                          f"{exc.strerror or exc}")]) from None
+    need = _checkpoint_footprint(spec) + 50 * 2**20  # plus logs and reports
+    free = shutil.disk_usage(experiment_dir).free
+    if free < need:
+        experiment_dir.rmdir()
+        raise SpecError([("tune.storage", f"only {free / 2**20:.0f} MB free at {experiment_dir}; this sweep's "
+                                          f"checkpoints need about {need / 2**20:.0f} MB ({spec.trial_count()} trials x "
+                                          f"{spec.tune.keep_checkpoints} kept). Free space, use --storage elsewhere, "
+                                          f"or lower tune.keep_checkpoints / tune.checkpoint_every")])
+
+
+def _checkpoint_footprint(spec: Any) -> int:
+    """Bytes the kept checkpoints of every trial take: weights plus two optimizer moments, 4 bytes each."""
+    if not spec.tune.checkpoint_every:
+        return 0
+    from .training.freeze import parameter_count_for
+
+    params = parameter_count_for(spec.model.name, task=spec.task, encoder=spec.model.encoder)
+    return params * 12 * spec.tune.keep_checkpoints * spec.trial_count()
 
 
 def _write_spec(spec: Any, path: Path) -> None:
@@ -227,7 +260,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     with ray_session(base.tune.address, verbose=args.verbose):
         for strategy, spec, experiment_dir in planned:
             spec.model.pretrained = base.model.pretrained
-            experiment_dir.mkdir(parents=True)
+            _prepare_storage(spec, experiment_dir)
             _write_spec(spec, experiment_dir / "spec.yaml")
             (experiment_dir / "parameters.json").write_text(json.dumps(spec.space.describe(), indent=2))
             echo(f"--- {experiment_dir.name}")
@@ -246,8 +279,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     import yaml
 
+    import torch
+
     from .spec import load_spec
-    from .training import TrainingRun
+    from .training import DivergedError, TrainingRun
 
     spec = load_spec(args.file, args.set)
     _resolve_weights(spec)
@@ -263,8 +298,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise SpecError(f"cannot build this run: {exc}") from None
     echo(f"device: {run.device}, trainable parameters: {run.trainable_params:,}")
     last: dict[str, float] = {}
-    for last in run.epochs():
-        echo(_epoch_line(last, config.epochs, time.monotonic() - start))
+    try:
+        for last in run.epochs():
+            echo(_epoch_line(last, config.epochs, time.monotonic() - start))
+    except DivergedError as exc:
+        raise RunError(f"the run diverged: {exc}; lower the learning rate or try amp off") from None
+    except torch.OutOfMemoryError:
+        raise RunError(f"out of memory at batch_size {config.batch_size} with amp {config.amp}; lower "
+                       f"data.batch_size or data.image_size, or use amp bf16") from None
     if last:
         echo(f"final {spec.metric}: {last[spec.metric]:.4f}")
     return 0
@@ -346,6 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="experiment name (default: the file's name:)")
     p.add_argument("--storage", help="directory for experiments (default: tune.storage, ./tune_results)")
     p.add_argument("--address", help="an existing Ray cluster to run on (auto, host:port, ray://...)")
+    p.add_argument("--dashboard", nargs="?", const=True, metavar="HOST:PORT",
+                   help="run the Ray dashboard of the local instance (default 127.0.0.1:8265)")
     p.add_argument("--dry-run", action="store_true", help="validate and show samples, start nothing")
     p.add_argument("--verbose", action="store_true", help="show Ray's own progress table and logs")
     p.set_defaults(func=cmd_search)

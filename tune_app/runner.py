@@ -243,11 +243,56 @@ def _loopback_only() -> None:
         ray_constants.ENABLE_RAY_CLUSTER = False
 
 
+AUTH_MODE_ENV = "RAY_AUTH_MODE"
+
+
+def _token_auth_if_available() -> None:
+    """Use Ray's token authentication when this machine holds a token and the user chose no mode.
+
+    Ray 2.60's ``ray start`` enables token auth and writes the token to ~/.ray/auth_token;
+    a client connecting to it needs RAY_AUTH_MODE=token, which Ray does not infer. Ray's
+    core reads the mode when Ray is first imported, so this runs before that.
+    """
+    has_token = (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+                 or (Path.home() / ".ray" / "auth_token").is_file())
+    if has_token:
+        os.environ.setdefault(AUTH_MODE_ENV, "token")
+
+
+def _connect(address: str, quiet: int, verbose: bool) -> None:
+    import ray
+
+    try:
+        ray.init(address=address, logging_level=quiet, log_to_driver=verbose)
+    except ConnectionError as exc:
+        mode = os.environ.get(AUTH_MODE_ENV, "unset")
+        raise SpecError([("tune.address", f"could not connect to the Ray cluster at {address!r} ({exc}). Check the "
+                                          f"address (ray status on the head node prints it). If the cluster uses "
+                                          f"token authentication (Ray 2.60's ray start enables it), this machine "
+                                          f"needs its token: copy the head node's ~/.ray/auth_token here (or set "
+                                          f"RAY_AUTH_TOKEN) and set RAY_AUTH_MODE=token (now: {mode}).")]) from None
+
+
+def dashboard_address(dashboard: bool | str) -> tuple[str, int]:
+    """``true`` -> loopback on Ray's usual port; ``"host"`` or ``"host:port"`` as given."""
+    if dashboard is True:
+        return "127.0.0.1", 8265
+    host, _, port = str(dashboard).rpartition(":") if ":" in str(dashboard) else (str(dashboard), "", "")
+    return host or "127.0.0.1", int(port) if port else 8265
+
+
 @contextmanager
-def ray_session(address: str | None, verbose: bool = False) -> Iterator[None]:
-    """Connect to ``address``, or start a private local Ray instance; shut down what we started."""
+def ray_session(address: str | None, verbose: bool = False, dashboard: bool | str = False,
+                echo: Callable[[str], None] = print) -> Iterator[None]:
+    """Connect to ``address``, or start a private local Ray instance; shut down what we started.
+
+    The local instance listens on loopback only and runs no dashboard unless asked;
+    an asked-for dashboard listens on 127.0.0.1 unless given another address.
+    """
     if not address:
         _loopback_only()  # a sweep on a laptop must not open a cluster to the network
+    else:
+        _token_auth_if_available()  # before Ray's first import: its core reads the mode once
     import ray
 
     if ray.is_initialized():  # the caller manages Ray (e.g. a test or a notebook)
@@ -255,7 +300,18 @@ def ray_session(address: str | None, verbose: bool = False) -> Iterator[None]:
         return
     quiet = logging.INFO if verbose else logging.ERROR
     if address:
-        ray.init(address=address, logging_level=quiet, log_to_driver=verbose)
+        _connect(address, quiet, verbose)
+    elif dashboard:
+        host, port = dashboard_address(dashboard)
+        try:
+            ray.init(address="local", include_dashboard=True, dashboard_host=host, dashboard_port=port,
+                     logging_level=quiet, log_to_driver=verbose)
+        except Exception as exc:  # Ray raises a bare Exception when its dashboard packages are missing
+            if "missing packages" not in str(exc):
+                raise
+            raise SpecError([("tune.dashboard", "the Ray dashboard needs Ray's default extras: "
+                                                "pip install 'tune-app[dashboard]' (or 'ray[default]')")]) from None
+        echo(f"Ray dashboard: http://{host}:{port}")
     else:
         ray.init(address="local", include_dashboard=False, logging_level=quiet, log_to_driver=verbose)
     try:
@@ -408,7 +464,7 @@ def run_sweep(
 ) -> Any:
     """Run the experiment on Ray Tune into ``experiment_dir``; returns Ray's ``ResultGrid``."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the old reporter honours verbose=0
-    with ray_session(spec.tune.address, verbose=verbose):
+    with ray_session(spec.tune.address, verbose=verbose, dashboard=spec.tune.dashboard, echo=echo):
         from ray import tune
 
         resources = trial_resources(spec)
@@ -450,7 +506,7 @@ def resume_sweep(
     With ``retry_errored``, errored trials continue from their last checkpoint too.
     """
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    with ray_session(spec.tune.address, verbose=verbose):
+    with ray_session(spec.tune.address, verbose=verbose, dashboard=spec.tune.dashboard):
         from ray import tune
 
         resources = trial_resources(spec)

@@ -189,11 +189,19 @@ def _parse_value(raw: Any, param: ParamSchema, path: str) -> Node:
             raise SpaceError(path, f"{kind} needs a numeric parameter; this one must be {param.describe()}")
         _check(param, low, f"{path}.{kind}[0]")
         _check(param, high, f"{path}.{kind}[1]")
+        log = raw.get("log", False)
+        if not isinstance(log, bool):
+            raise SpaceError(f"{path}.log", f"must be true or false, got {_show(log)}")
+        if log and low < 1:
+            raise SpaceError(f"{path}.int", f"`low >= 1` must hold for log: true, but got (low={low}, high={high})")
         default = raw.get("default")
-        if default is not None and not (low <= default <= high):
-            raise SpaceError(f"{path}.default", f"must lie in [{low}, {high}], got {default!r}")
+        if default is not None:
+            number = (int,) if kind == "int" else (int, float)
+            if not isinstance(default, number) or isinstance(default, bool) or not low <= default <= high:
+                what = "an integer" if kind == "int" else "a number"
+                raise SpaceError(f"{path}.default", f"must be {what} in [{low}, {high}], got {_show(default)}")
         if kind == "int":
-            return IntRange(int(low), int(high), log=bool(raw.get("log", False)), default=default)
+            return IntRange(int(low), int(high), log=log, default=default)
         return Uniform(float(low), float(high), log=kind == "loguniform", default=default)
     if isinstance(raw, list) and param.kind is not list:
         raise SpaceError(path, f"a list is not a value here; to search over these values write choice: {_show(raw)}")
@@ -221,9 +229,14 @@ def _parse_option(raw: Any, registry: Mapping[str, OptionInfo], path: str) -> Op
     elif isinstance(raw, Mapping):
         if "name" not in raw:
             keys = ", ".join(map(str, raw)) or "nothing"
-            raise SpaceError(path, f"an option needs a name (one of {', '.join(registry)}); got a mapping with {keys}")
+            hint = next((f" (did you mean 'choice'? {k}: is not a key here)" for k in raw
+                         if k != "choice" and difflib.get_close_matches(str(k), ["choice"], cutoff=0.6)), "")
+            raise SpaceError(path, f"an option needs a name (one of {', '.join(registry)}); got a mapping with "
+                                   f"{keys}{hint}")
         params = dict(raw)
         name = params.pop("name")
+        if not isinstance(name, str):
+            raise SpaceError(f"{path}.name", f"must be one of {', '.join(registry)}, got {_show(name)}")
     else:
         raise SpaceError(path, f"must be a name (one of {', '.join(registry)}), a mapping with a name, "
                                f"or choice: [...]; got {_show(raw)}")
@@ -285,8 +298,8 @@ def _range(args: Any, kind: str, path: str) -> tuple[float, float]:
     low, high = args
     number = (int,) if kind == "int" else (int, float)
     for i, value in enumerate(args):
-        if not isinstance(value, number) or isinstance(value, bool):
-            what = "an integer" if kind == "int" else "a number"
+        if not isinstance(value, number) or isinstance(value, bool) or not math.isfinite(value):
+            what = "an integer" if kind == "int" else "a finite number"
             raise SpaceError(f"{path}.{kind}[{i}]", f"must be {what}, got {_show(value)}")
     if low > high:
         raise SpaceError(f"{path}.{kind}", f"`low <= high` must hold, but got (low={low}, high={high})")

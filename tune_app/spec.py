@@ -14,16 +14,17 @@ Example:
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from .errors import SpecError
+from .yamlfile import load_yaml
 from .runner import CONTINUOUS_ONLY, SEARCH_ALGS, TRIAL_SCHEDULERS, pbt_mutations
-from .space import Categorical, Conditional, Fixed, IntRange, SearchSpace, SpaceError, parse_space
+from .space import MAX_GRID, Categorical, Conditional, Fixed, IntRange, SearchSpace, SpaceError, parse_space
 from .training import KNOBS, METRICS, TASKS, TrainConfig
 from .training.data import DataConfig, check_data
 from .training.freeze import check_freeze_depth, stage_count_for
@@ -38,7 +39,7 @@ KNOB_HOMES = {"optimizer": "train.optimizer", "batch_size": "data.batch_size"}
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class DataSpec(_Section):
@@ -56,14 +57,21 @@ class DataSpec(_Section):
 class ModelSpec(_Section):
     name: str = "timm/resnet18"
     encoder: str | None = None  # smp/<arch>: the timm encoder, e.g. resnet18
-    pretrained: bool | str = False  # true: the library's hub/cache; or a .safetensors/.pth path
+    pretrained: Any = False  # true: the library's hub/cache; or a .safetensors/.pth path
+
+    @field_validator("pretrained", mode="before")
+    @classmethod
+    def _pretrained(cls, value: Any) -> Any:
+        if isinstance(value, (bool, str)):
+            return value
+        raise ValueError(f"must be false, true (the library's weights) or a path to a weights file, got {value!r}")
     freeze_bn: bool = True  # frozen BatchNorm layers stay in eval mode
 
 
 class TrainSpec(_Section):
     epochs: int = Field(8, ge=1)
     optimizer: str = "adamw"
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     metric: str = "val_acc"
     mode: Literal["max", "min"] | None = None  # default: the metric's natural direction
     device: str = "auto"
@@ -71,7 +79,17 @@ class TrainSpec(_Section):
 
 class ResourcesSpec(_Section):
     cpu: float = Field(1.0, gt=0)
-    gpu: float | Literal["auto"] = 0.0  # fractional packs trials on one card; auto: 1 if the cluster has GPUs
+    gpu: Any = 0.0  # a number (fractional packs trials on one card) or auto: 1 if the cluster has GPUs
+
+    @field_validator("gpu", mode="before")
+    @classmethod
+    def _gpu(cls, value: Any) -> Any:
+        if value == "auto":
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"must be a number of GPUs per trial (0.25 packs four trials on a card) or auto, "
+                             f"got {value!r}")
+        return float(value)
 
 
 class TuneSpec(_Section):
@@ -88,8 +106,16 @@ class TuneSpec(_Section):
     keep_checkpoints: int = Field(2, ge=1)  # per trial
     max_failures: int = Field(2, ge=0)  # restarts of a failed trial, from its last checkpoint
     address: str | None = None
+    dashboard: Any = False  # local Ray's dashboard: true -> 127.0.0.1:8265, or "host:port"
+
+    @field_validator("dashboard", mode="before")
+    @classmethod
+    def _dashboard(cls, value: Any) -> Any:
+        if isinstance(value, bool) or (isinstance(value, str) and re.fullmatch(r"[\w.\-]+(:\d{1,5})?", value)):
+            return value
+        raise ValueError(f"must be false, true (127.0.0.1:8265) or host:port, got {value!r}")
     storage: str = "tune_results"
-    seed: int | None = None  # search seed; default: train.seed
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)  # search seed; default: train.seed
 
     @model_validator(mode="before")
     @classmethod
@@ -102,7 +128,9 @@ class TuneSpec(_Section):
                 if isinstance(value, dict) and "name" in value:
                     options = {k: v for k, v in value.items() if k != "name"}
                     data[key] = value["name"]
-                    data[f"{key}_options"] = {**data.get(f"{key}_options", {}), **options}
+                    given = data.get(f"{key}_options", {})
+                    # a malformed *_options is left for the field's own validation to report
+                    data[f"{key}_options"] = {**given, **options} if isinstance(given, dict) else given
         return data
 
 
@@ -190,6 +218,7 @@ def load_spec(
     name: str | None = None,
     storage: str | None = None,
     address: str | None = None,
+    dashboard: bool | str | None = None,
 ) -> ExperimentSpec:
     """Read, override and validate a spec file; raise :class:`SpecError` on any problem."""
     source = str(path)
@@ -200,7 +229,8 @@ def load_spec(
     raw.setdefault("name", Path(path).stem)
     for item in overrides:
         apply_override(raw, item)
-    for key, value in (("name", name), ("tune.storage", storage), ("tune.address", address)):
+    for key, value in (("name", name), ("tune.storage", storage), ("tune.address", address),
+                       ("tune.dashboard", dashboard)):
         if value is not None:
             _set_path(raw, _split_path(key), value, key)
     return validate_spec(raw, source)
@@ -214,22 +244,29 @@ def read_yaml(path: str | Path) -> Any:
     if path.stat().st_size > MAX_SPEC_BYTES:
         raise SpecError(f"the file is {path.stat().st_size} bytes; a spec may be at most {MAX_SPEC_BYTES}", str(path))
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise SpecError(f"invalid YAML: {where}{exc.problem or exc.context}", str(path)) from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise SpecError(f"invalid YAML: {exc}", str(path)) from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"invalid YAML: the file is not UTF-8 text ({exc})", str(path)) from None
+    data = load_yaml(text, str(path))
+    if data is None:
+        raise SpecError("the file is empty (or only comments); a spec needs at least a model and a search section",
+                        str(path))
+    return data
 
 
 def validate_spec(raw: dict[str, Any], source: str | None = None) -> ExperimentSpec:
     """Validate already-loaded spec data (e.g. a round trip of ``to_dict``)."""
+    keys = _non_text_keys(raw)
+    if keys:
+        raise SpecError(keys, source)
     try:
         spec = ExperimentSpec.model_validate(raw)
     except ValidationError as exc:
-        raise SpecError([_pydantic_problem(err) for err in exc.errors()], source) from None
+        problems = dict(_pydantic_problem(err) for err in reversed(exc.errors()))  # one per path, the first
+        raise SpecError(list(reversed(problems.items())), source) from None
     problems = _check_names(spec)
+    if any(path == "task" for path, _ in problems):  # everything else depends on the task
+        raise SpecError(problems, source)
     try:
         spec._space = parse_space(spec.search, KNOBS)
     except SpaceError as exc:
@@ -248,8 +285,8 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     if not sep or not key:
         raise SpecError(f"--set expects key=value (e.g. train.epochs=3), got {item!r}")
     try:
-        value = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError as exc:
+        value = load_yaml(text) if text.strip() else None
+    except SpecError as exc:
         raise SpecError(f"--set {key}: the value {text!r} is not valid YAML ({exc})") from None
     _set_path(raw, _split_path(key), value, key)
 
@@ -268,6 +305,8 @@ def _split_path(key: str) -> list[str | int]:
 def _set_path(raw: Any, parts: list[str | int], value: Any, key: str) -> None:
     node = raw
     for depth, part in enumerate(parts[:-1]):
+        if isinstance(node, list) and not isinstance(part, int):
+            raise SpecError(f"--set {key}: {_dotted(parts[:depth])} is a list: write [i] to pick an item")
         child = node[part] if _has(node, part) else None
         if child is None:
             if isinstance(part, int):
@@ -277,7 +316,9 @@ def _set_path(raw: Any, parts: list[str | int], value: Any, key: str) -> None:
             raise SpecError(f"--set {key}: {_dotted(parts[:depth + 1])} is {child!r}, not a mapping or list")
         node = child
     last = parts[-1]
-    if isinstance(node, list) and not (isinstance(last, int) and last < len(node)):
+    if isinstance(node, list) and not isinstance(last, int):
+        raise SpecError(f"--set {key}: {_dotted(parts[:-1])} is a list: write [i] to pick an item")
+    if isinstance(node, list) and last >= len(node):
         raise SpecError(f"--set {key}: {_dotted(parts)} does not exist (the list has {len(node)} items)")
     if isinstance(node, dict) and isinstance(last, int):
         raise SpecError(f"--set {key}: {_dotted(parts[:-1])} is a mapping, not a list")
@@ -295,16 +336,41 @@ def _dotted(parts: Sequence[str | int]) -> str:
 
 
 # ---------------------------------------------------------------- checking
+# Pydantic names the member of a union that failed (`gpu.float`); users need the field.
+_UNION_MEMBER = re.compile(r"^(int|float|str|bool|none|(literal|list|dict|tuple|function-\w+)\[.*\])$")
+
+
 def _pydantic_problem(err: Mapping[str, Any]) -> tuple[str, str]:
     loc = tuple(err["loc"])
+    while loc and isinstance(loc[-1], str) and _UNION_MEMBER.match(loc[-1]):
+        loc = loc[:-1]
     path = _dotted(loc)
     if err["type"] == "extra_forbidden":
         fields = _fields_at(loc[:-1])
         return path, f"unknown key{_did_you_mean(loc[-1], fields)}; valid keys here: {', '.join(fields)}"
+    if err["type"] == "value_error":  # our own validators: the message says it all
+        return path, str(err["msg"]).removeprefix("Value error, ")
     value = err.get("input")
     shown = repr(value)
     shown = shown if len(shown) <= 80 else shown[:77] + "..."
     return path, f"{err['msg']}, got {shown}"
+
+
+def _non_text_keys(value: Any, path: str = "") -> list[tuple[str, str]]:
+    """Keys YAML read as something other than text (``on:`` is YAML 1.1's true)."""
+    problems = []
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if not isinstance(key, str):
+                problems.append((f"{path}.{key}" if path else str(key),
+                                 f"keys must be text, got {type(key).__name__} {key!r}; YAML reads on/off/yes/no as "
+                                 f"true/false and digits as numbers: quote the key"))
+            else:
+                problems += _non_text_keys(child, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for i, child in enumerate(value):
+            problems += _non_text_keys(child, f"{path}[{i}]")
+    return problems
 
 
 def _fields_at(loc: Sequence[Any]) -> list[str]:
@@ -327,25 +393,37 @@ def _unknown(value: Any, known: Sequence[str]) -> str:
     return f"unknown name {value!r}{_did_you_mean(value, known)}; valid: {', '.join(known)}"
 
 
+def _user_path(text: str) -> Path:
+    """``~`` expanded where it can be (``~nosuchuser`` stays as written, and does not exist)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        return Path(text)
+
+
 def _check_names(spec: ExperimentSpec) -> list[tuple[str, str]]:
     problems = []
     if not NAME_PATTERN.match(spec.name):
         problems.append(("name", f"must be a plain directory name (letters, digits, '.', '_', '-'; at most 100, "
                                  f"not starting with '.' or '-'), got {spec.name!r}"))
+    if spec.task not in TASKS:  # everything else depends on the task: report only this
+        return problems + [("task", _unknown(spec.task, TASKS))]
     try:
         check_data(DataConfig(dataset=spec.data.dataset, task=spec.task))
     except ValueError as exc:
         problems.append(("data.dataset", str(exc)))
+    if "://" in spec.tune.storage:
+        problems.append(("tune.storage", f"only local directories (or a shared filesystem path) are supported so "
+                                         f"far, got {spec.tune.storage!r}"))
     if spec.data.dataset == "folder":
         if not spec.data.train_dir:
             problems.append(("data.train_dir", "the folder dataset needs train_dir (class sub-folders, or images/ and "
                                                "masks/ for segmentation)"))
         for key in ("train_dir", "val_dir"):
             folder = getattr(spec.data, key)
-            if folder and not Path(folder).expanduser().is_dir():
+            if folder and not _user_path(folder).is_dir():
                 problems.append((f"data.{key}", f"no such directory: {folder}"))
     names = {
-        "task": (spec.task, TASKS),
         "train.optimizer": (spec.train.optimizer, list(OPTIMIZERS)),
         "tune.search_alg": (spec.tune.search_alg, list(SEARCH_ALGS)),
         "tune.scheduler": (spec.tune.scheduler, list(TRIAL_SCHEDULERS)),
@@ -361,7 +439,7 @@ def _check_names(spec: ExperimentSpec) -> list[tuple[str, str]]:
     except ValueError as exc:
         problems.append(("model.encoder" if "encoder" in str(exc) and spec.model.encoder else "model.name", str(exc)))
     pretrained = spec.model.pretrained
-    if isinstance(pretrained, str) and not Path(pretrained).expanduser().is_file():
+    if isinstance(pretrained, str) and not _user_path(pretrained).is_file():
         problems.append(("model.pretrained", f"no weights file at {pretrained!r} (give a .safetensors or .pth file, "
                                              f"true for the library's cache, or false)"))
     scale = spec.data.scale
@@ -375,6 +453,9 @@ def _check_names(spec: ExperimentSpec) -> list[tuple[str, str]]:
     elif gpu != "auto" and gpu > 1 and gpu != int(gpu):
         problems.append(("tune.resources.gpu", f"a fraction of a GPU must be <= 1 (several trials share one card); "
                                                f"above 1 it must be a whole number, got {gpu}"))
+    if spec.tune.dashboard and spec.tune.address:
+        problems.append(("tune.dashboard", "an existing cluster serves its own dashboard (see `ray status` on its "
+                                           "head node); drop dashboard or address"))
     for key, registry in (("search_alg", SEARCH_ALGS), ("scheduler", TRIAL_SCHEDULERS)):
         info = registry.get(getattr(spec.tune, key))
         options = getattr(spec.tune, f"{key}_options")
@@ -415,9 +496,18 @@ def _check_search(spec: ExperimentSpec) -> list[tuple[str, str]]:
                                          "not comparable); optimize val_acc or val_f1 instead"))
     if spec.tune.search_alg == "grid":
         try:
-            spec.space.grid_size()
+            size = spec.space.grid_size()
         except SpaceError as exc:
             problems.append((exc.path, exc.message))
+        else:
+            if size > MAX_GRID:
+                problems.append(("search", f"the grid has {size} points, more than {MAX_GRID}; narrow it or use "
+                                           f"search_alg random or optuna"))
+    metrics = METRICS.get(spec.task, {})
+    for path, monitor in _option_values(spec.space, "scheduler", "plateau", "monitor"):
+        if monitor not in metrics:
+            problems.append((path, f"plateau cannot watch {monitor!r}: a {spec.task} trial reports "
+                                   f"{', '.join(metrics)}"))
     return problems + _check_strategy(spec)
 
 
@@ -436,6 +526,20 @@ def _fixed_and_chosen(space: SearchSpace, knob: str) -> list[tuple[str, Any]]:
     if isinstance(node, Conditional):
         return [(path, option.name) for option in node.options]
     return []
+
+
+def _option_values(space: SearchSpace, knob: str, option: str, param: str) -> list[tuple[str, Any]]:
+    """Values parameter ``param`` of family option ``option`` (e.g. plateau's monitor) can take."""
+    node = space.root.get(knob)
+    found = []
+    for i, opt in enumerate(node.options if isinstance(node, Conditional) else ()):
+        child = dict(opt.params).get(param) if opt.name == option else None
+        where = f"search.{knob}" + (f".choice[{i}]" if len(node.options) > 1 else "") + f".{param}"
+        if isinstance(child, Fixed):
+            found.append((where, child.value))
+        elif isinstance(child, Categorical):
+            found += [(where, v) for v in child.values]
+    return found
 
 
 def _check_strategy(spec: ExperimentSpec) -> list[tuple[str, str]]:

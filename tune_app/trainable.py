@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import ray
 import torch
 from ray import tune
 
 from .report.results import trial_params
-from .training import DataBundle, TrainConfig, TrainingRun
+from .training import METRICS, DataBundle, DivergedError, TrainConfig, TrainingRun
 from .training.schedulers import current_lr
 
 STATE_FILE = "state.pt"
@@ -54,8 +54,11 @@ def train_trial(
         tune.report({"epoch": run.epoch, **run.evaluate(), "lr": current_lr(run.optimizer),
                      "restored_from_epoch": restored_from, "node_id": node})
         return
-    for metrics in run.epochs():
+    for metrics in _epochs_or_failure(run):
         metrics = {**metrics, "restored_from_epoch": restored_from, "node_id": node}
+        if "failure" in metrics:
+            tune.report(metrics)  # ends the trial: retrying a diverged or out-of-memory run would fail again
+            return
         last = run.epoch == run.config.epochs
         if checkpoint_every and (run.epoch % checkpoint_every == 0 or last):
             with tempfile.TemporaryDirectory() as directory:
@@ -63,3 +66,24 @@ def train_trial(
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
         else:
             tune.report(metrics)
+
+
+def _epochs_or_failure(run: TrainingRun) -> Iterator[dict[str, Any]]:
+    """The run's epochs; a diverging loss or an out-of-memory error ends them with a ``failure`` result.
+
+    The result carries every metric as NaN (Tune needs the objective in each result;
+    NaN ranks last and Optuna records the trial as failed) and the reason, e.g.
+    ``"oom: out of memory at batch_size 256 with amp bf16"``, which the reports show.
+    """
+    config = run.config
+    try:
+        yield from run.epochs()
+        return
+    except DivergedError as exc:
+        reason = f"diverged: {exc}"
+    except torch.OutOfMemoryError as exc:
+        reason = f"oom: out of memory at batch_size {config.batch_size} with amp {config.amp} ({str(exc)[:200]})"
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    nan = float("nan")
+    yield {"epoch": run.epoch + 1, **{metric: nan for metric in METRICS[config.task]}, "failure": reason}

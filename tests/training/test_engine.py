@@ -84,3 +84,31 @@ def test_the_training_package_runs_without_ray():
 
     code = "import sys, tune_app.training; assert not any(m == 'ray' or m.startswith('ray.') for m in sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_resuming_from_a_checkpoint_ends_like_an_uninterrupted_run(tmp_path, digits16):
+    config = dict(epochs=3, scheduler={"name": "onecycle"}, loss={"name": "focal", "gamma": 2.0})
+    straight = [m["val_loss"] for m in TrainingRun(tiny_config(**config), data=digits16).epochs()]
+
+    first = TrainingRun(tiny_config(**config), data=digits16)
+    history = [next(first.epochs())["val_loss"]]
+    torch.save(first.state_dict(), tmp_path / "state.pt")
+    del first
+    resumed = TrainingRun(tiny_config(**config), data=digits16)
+    resumed.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
+    history += [m["val_loss"] for m in resumed.epochs()]
+    assert history == straight  # bit for bit: model, optimizer, schedule, shuffling and RNG state all restored
+
+
+def test_adopting_new_hyperparameters_rescales_the_schedule(digits16):
+    run = TrainingRun(tiny_config(scheduler={"name": "cosine"}, epochs=4, lr=0.01, weight_decay=0.05), data=digits16)
+    next(run.epochs())
+    state = run.state_dict()
+    faster = TrainingRun(tiny_config(scheduler={"name": "cosine"}, epochs=4, lr=0.02, weight_decay=0.1), data=digits16)
+    faster.load_state_dict(state)
+    faster.adopt_hyperparameters(state["config"])
+    lrs = [m["lr"] for m in faster.epochs()]
+    reference = [m["lr"] for m in run.epochs()]
+    assert lrs == pytest.approx([2 * lr for lr in reference])  # same cosine shape, twice the height
+    decays = {g["weight_decay"] for g in faster.optimizer.param_groups}
+    assert decays == {0.0, 0.1}  # biases and norms keep none

@@ -17,6 +17,7 @@ import pandas as pd
 from .analysis import Analysis, is_missing
 from .formatting import duration, fmt, mean_std, percent, value_range
 from .importance import SEED
+from .results import FAILED_STATUSES
 
 
 @dataclass
@@ -55,7 +56,7 @@ def build_document(analysis: Analysis) -> list[Block]:
     blocks += _two_way(a)
     blocks += _effects(a)
     blocks += _importance(a)
-    failed = a.results[a.results["status"] == "ERROR"]
+    failed = a.results[a.results["status"].isin(FAILED_STATUSES)]
     if not failed.empty:
         table = failed[["trial_id", "epochs", "error"]].copy()
         table["parameters"] = [_params_text(row, a) for _, row in failed.iterrows()]

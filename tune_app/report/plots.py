@@ -29,6 +29,7 @@ from .analysis import Analysis, is_missing
 from .formatting import fmt
 from .tables import compare_values, scored, stopped_early
 from .timeline import best_so_far
+from .results import FAILED_STATUSES
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94"]
@@ -90,7 +91,7 @@ def learning_curves(a: Analysis) -> str:
         if not points:
             continue
         x, y = zip(*points)
-        failed, top = trial.status == "ERROR", trial.trial_id == best
+        failed, top = trial.status in FAILED_STATUSES, trial.trial_id == best
         ax.plot(x, y, color=_colour(trial.config, a.colour_by, colours), lw=2.6 if top else 1.1,
                 alpha=1.0 if top else 0.65, ls="--" if failed else "-", zorder=3 if top else 2,
                 marker="x" if failed else None, markevery=[len(x) - 1] if failed else None)
@@ -104,7 +105,7 @@ def learning_curves(a: Analysis) -> str:
     extra = []
     if a.colour_by is not None and any(is_missing(t.config.get(a.colour_by)) for t in a.trials if t.history):
         extra.append(Line2D([], [], color=ABSENT, lw=2, label="(absent)"))  # a conditional parameter
-    if (a.results["status"] == "ERROR").any():
+    if a.results["status"].isin(FAILED_STATUSES).any():
         extra.append(Line2D([], [], color="#555", ls="--", marker="x", label="failed"))
     _legend(ax, colours, a.colour_by, extra)
     return to_svg(fig, "curves")

@@ -30,6 +30,10 @@ RAY_RESULT_KEYS = frozenset({
 })
 
 
+# Statuses of trials that ended without a usable result: Ray's ERROR, and the ones
+# tune-app records itself when a trial stops on a diverging loss or out of memory.
+FAILED_STATUSES = ("ERROR", "DIVERGED", "OOM")
+
 # PBT needs Ray's own variant generator, which cannot express a conditional space:
 # there each trial's flat config travels under this one key.
 POINT_KEY = "params"
@@ -144,6 +148,9 @@ def _read_trial(trial_id: str | None, status: str | None, config: dict | None, d
         trial_id = history[-1]["trial_id"] if history else (directory.name if directory else "?")
     if status is None:
         status = "ERROR" if error else ("TERMINATED" if _finished(history, budget) else "UNKNOWN")
+    failure = history[-1].get("failure") if history else None
+    if failure and status != "ERROR":  # the trainable ended the trial itself: "diverged: ..." / "oom: ..."
+        status, error = failure.split(":", 1)[0].upper(), failure
     return TrialRecord(trial_id, status, trial_params(config or {}), _latest_per_epoch(history), error, directory)
 
 

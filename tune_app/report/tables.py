@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from .parameters import Parameter
+from .results import FAILED_STATUSES
 
 VALUE_COLUMNS = ["trials", "best", "mean", "std", "median", "mean_epochs", "stopped_early", "failed"]
 EFFECT_COLUMNS = ["parameter", "scale", "trials", "spearman", "better", "top_trials", "best_low", "best_high",
@@ -38,7 +39,7 @@ def leaderboard(results: pd.DataFrame, metric: str, mode: str, top: int | None =
 
 def scored(results: pd.DataFrame, metric: str) -> pd.DataFrame:
     """The trials every metric statistic is taken over: reported the metric, did not fail."""
-    return results[results[metric].notna() & (results["status"] != "ERROR")]
+    return results[results[metric].notna() & ~results["status"].isin(FAILED_STATUSES)]
 
 
 def best_trial_id(results: pd.DataFrame, metric: str, mode: str) -> str | None:
@@ -83,7 +84,7 @@ def compare_values(results: pd.DataFrame, param: str, metric: str, mode: str, bu
             "median": metric_values.median() if len(metric_values) else math.nan,
             "mean_epochs": ok.loc[mine, "epochs"].mean() if len(metric_values) else math.nan,
             "stopped_early": int((early[ok.index] & mine).sum()),
-            "failed": int((_equal(results[param], value) & (results["status"] == "ERROR")).sum()),
+            "failed": int((_equal(results[param], value) & results["status"].isin(FAILED_STATUSES)).sum()),
         })
     table = pd.DataFrame(rows, columns=VALUE_COLUMNS, index=pd.Index(index, dtype=object, name=param))
     return _rank(table, mode)

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from .results import TrialRecord
+from .results import FAILED_STATUSES, TrialRecord
 
 COLUMNS = ["trial_id", "status", "epoch", "time", "seconds", "value"]
 
@@ -92,7 +92,7 @@ def best_so_far(events: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
     frame = events.copy()
     frame["trial_epochs"] = range(1, len(frame) + 1)
     frame["trial_seconds"] = frame["seconds"].fillna(0.0).cumsum()
-    counted = frame[metric].where(frame["status"] != "ERROR")
+    counted = frame[metric].where(~frame["status"].isin(FAILED_STATUSES))
     running = counted.cummax() if mode == "max" else counted.cummin()
     frame["best"] = running.ffill()  # cummax leaves NaN where the value is missing
     return frame

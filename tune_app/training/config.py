@@ -29,6 +29,9 @@ METRICS: dict[str, dict[str, str]] = {
 
 def _amp_from_yaml(value: Any) -> Any:
     # `amp: off` is YAML 1.1's boolean false; accept it as the mode "off".
+    if value is True:
+        raise ValueError(f"must be one of {list(AMP_MODES)}, got on/true (YAML's true): say which precision, "
+                         f"e.g. bf16")
     return "off" if value is False else value
 
 

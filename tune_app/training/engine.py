@@ -15,7 +15,9 @@ CPU run ends with the same metrics as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+import os
 import random
 import resource
 import sys
@@ -34,6 +36,31 @@ from .metrics import create_metrics
 from .models import count_parameters, create_model, freeze
 from .optimizers import create_optimizer
 from .schedulers import Budget, create_scheduler, current_lr
+
+
+FAULT_ENV = "TUNE_APP_INJECT_FAULT"
+
+
+def injected_oom_epoch(config: TrainConfig) -> int | None:
+    """For failure-injection tests: the epoch whose first step must raise an out-of-memory error.
+
+    ``TUNE_APP_INJECT_FAULT='{"fault": "oom", "epoch": 2, "if": {"loss.name": "focal"}}'`` in the
+    environment makes trials whose config matches every ``if`` entry (dotted keys) raise
+    ``torch.OutOfMemoryError`` at the first step of epoch 2, as a GPU out of memory would; a
+    CPU-only test machine cannot run out of GPU memory any other way.
+    """
+    text = os.environ.get(FAULT_ENV)
+    if not text:
+        return None
+    fault = json.loads(text)
+    values = config.to_dict()
+    for key, expected in fault.get("if", {}).items():
+        value: Any = values
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value != expected:
+            return None
+    return int(fault["epoch"]) if fault.get("fault") == "oom" else None
 
 
 class DivergedError(RuntimeError):
@@ -160,6 +187,7 @@ class TrainingRun:
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=dtype is torch.float16 and cuda)
         self.epoch = 0  # epochs completed
+        self.oom_epoch = injected_oom_epoch(config)
 
     # ------------------------------------------------------------------ loop
     def epochs(self) -> Iterator[dict[str, float]]:
@@ -192,6 +220,8 @@ class TrainingRun:
         for step, (images, targets) in enumerate(self.train_loader):
             if step == max_steps:
                 break
+            if step == 0 and self.epoch + 1 == self.oom_epoch:
+                raise torch.OutOfMemoryError(f"CUDA out of memory (injected by {FAULT_ENV})")
             images, targets = self._to_device(images, targets)
             with self.autocast():
                 loss = self.criterion(model(images), targets)

@@ -146,6 +146,12 @@ def stage_count_for(name: str, *, task: str = "classification", encoder: str | N
     return stage_count(_skeleton(name, task, encoder))
 
 
+@functools.lru_cache(maxsize=32)
+def parameter_count_for(name: str, *, task: str = "classification", encoder: str | None = None) -> int:
+    """The number of parameters of model ``name`` (with a 2-class head), without allocating them."""
+    return sum(p.numel() for p in _skeleton(name, task, encoder).parameters())
+
+
 def _skeleton(name: str, task: str, encoder: str | None) -> nn.Module:
     from .models import create_model
 

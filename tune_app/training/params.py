@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -84,6 +85,8 @@ class Param:
             return checked
         # bool is an int subclass in Python; `lr: true` is a mistake, not 1.0.
         if self.kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ValueError(f"must be a finite number, got {value!r}")
             return float(value)
         if self.kind is int and isinstance(value, int) and not isinstance(value, bool):
             return value
