@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -150,3 +151,92 @@ def test_a_sweep_where_every_trial_fails_exits_1_and_keeps_the_errors(tmp_path, 
     assert list(results["status"]) == ["ERROR", "ERROR"]
     assert results["error"].str.contains("DivergedError: training loss is").all()
     assert "## Failed trials" in (tmp_path / "runs" / "diverge" / "report.md").read_text()
+
+
+def test_an_experiment_directory_that_is_a_symlink_is_refused(tmp_path, tiny_spec_file, capsys):
+    storage = tmp_path / "runs"
+    storage.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (storage / "tiny").symlink_to(elsewhere)
+    assert main(["search", str(tiny_spec_file), "--storage", str(storage)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert list(elsewhere.iterdir()) == []
+    (storage / "tiny").unlink()
+    (storage / "tiny").symlink_to(tmp_path / "missing")  # dangling: exists() is False, is_symlink() is not
+    assert main(["search", str(tiny_spec_file), "--storage", str(storage)]) == 2
+    assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.ray
+def test_report_regenerates_removed_reports(tmp_path, tiny_spec_data):
+    tiny_spec_data["train"]["epochs"] = 1
+    tiny_spec_data["tune"].update(num_samples=2, scheduler="fifo")
+    spec = write_spec(tmp_path / "tiny.yaml", tiny_spec_data)
+    assert tune_app("search", str(spec), "--storage", str(tmp_path / "runs")).returncode == 0
+    experiment = tmp_path / "runs" / "tiny"
+    names = ("results.csv", "history.csv", "report.md", "report.html", "best_config.yaml")
+    before = {name: (experiment / name).read_bytes() for name in names}
+    ray_files = {p: p.read_bytes() for p in experiment.rglob("*") if p.is_file() and p.name not in names}
+    for name in names:
+        (experiment / name).unlink()
+    result = tune_app("report", str(experiment), "--by", "loss", "scheduler")
+    assert result.returncode == 0, result.stderr
+    for name in ("results.csv", "history.csv", "best_config.yaml"):
+        assert (experiment / name).read_bytes() == before[name], name
+    report = (experiment / "report.md").read_text()
+    assert "## Leaderboard" in report and "## `loss` × `scheduler`" in report
+    assert {p: p.read_bytes() for p in ray_files} == ray_files  # Ray's own files untouched
+    bad = tune_app("report", str(experiment), "--by", "momentum")
+    assert bad.returncode == 2 and "momentum" in bad.stderr
+
+
+@pytest.mark.ray
+def test_compare_runs_each_strategy_and_its_numbers_match_their_directories(tmp_path):
+    shrink = ["--set", "model.name=timm/test_resnet", "--set", "data.image_size=16", "--set", "train.epochs=3",
+              "--set", "tune.num_samples=4"]
+    result = tune_app("compare", str(SEARCH_SPACES[[p.name for p in SEARCH_SPACES].index("quickstart.yaml")]),
+                      "--schedulers", "fifo,asha", *shrink, "--storage", str(tmp_path / "runs"), timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out_dir = tmp_path / "runs" / "quickstart-compare"
+    compare = (out_dir / "compare.md").read_text()
+    assert (out_dir / "compare.html").is_file()
+    for strategy in ("fifo", "asha"):
+        results = pd.read_csv(out_dir / f"{strategy}-seed0" / "results.csv")
+        assert len(results) == 4
+        row = next(line for line in compare.splitlines() if line.startswith(f"| {strategy} |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert str(int(results["epochs"].sum())) in cells  # trial-epochs spent
+        assert f"{results['val_acc'].max():.4f}" in row  # best reached
+    fifo = pd.read_csv(out_dir / "fifo-seed0" / "results.csv")
+    assert (fifo["epochs"] == 3).all()
+
+
+@pytest.mark.ray
+def test_search_and_report_on_a_storage_uri(tmp_path, tiny_spec_data):
+    """A URI Ray understands (file:// here; s3:// and gs:// take the same path) holds the whole experiment."""
+    tiny_spec_data["train"]["epochs"] = 1
+    tiny_spec_data["tune"].update(num_samples=2, scheduler="fifo")
+    spec = write_spec(tmp_path / "tiny.yaml", tiny_spec_data)
+    remote = tmp_path / "bucket" / "tune"
+    env = {**os.environ, "TUNE_APP_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run([sys.executable, "-m", "tune_app", "search", str(spec), "--storage", f"file://{remote}"],
+                            capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    experiment = remote / "tiny"
+    for name in ("spec.yaml", "parameters.json", "results.csv", "history.csv", "report.md", "report.html",
+                 "best_config.yaml"):
+        assert (experiment / name).is_file(), name
+    assert list(experiment.glob("experiment_state-*.json"))
+    assert len(pd.read_csv(experiment / "results.csv")) == 2
+    mirrors = list((tmp_path / "cache" / "experiments").iterdir())
+    assert len(mirrors) == 1 and not list(mirrors[0].rglob("checkpoint_*"))  # the mirror holds no weights
+
+    (experiment / "report.md").unlink()
+    again = subprocess.run([sys.executable, "-m", "tune_app", "report", f"file://{experiment}", "--format", "md"],
+                           capture_output=True, text=True, timeout=300, env=env)
+    assert again.returncode == 0, again.stderr
+    assert "## Leaderboard" in (experiment / "report.md").read_text()
+    taken = subprocess.run([sys.executable, "-m", "tune_app", "search", str(spec), "--storage", f"file://{remote}"],
+                           capture_output=True, text=True, timeout=300, env=env)
+    assert taken.returncode == 2 and "already exists" in taken.stderr

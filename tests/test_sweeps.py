@@ -6,8 +6,10 @@ import copy
 
 import pandas as pd
 import pytest
+import yaml
 
 from tune_app.errors import SpecError
+from tune_app.location import Location
 from tune_app.report import load_history, write_reports
 from tune_app.runner import SEARCH_ALGS, TRIAL_SCHEDULERS, run_sweep
 from tune_app.spec import validate_spec
@@ -49,11 +51,12 @@ def sweep(tmp_path, digits16, name, **changes):
         else:
             data[section] = values
     spec = validate_spec(data)
-    experiment_dir = tmp_path / name
+    location = Location.create(str(tmp_path), name)
+    experiment_dir = location.local
     experiment_dir.mkdir()
-    (experiment_dir / "spec.yaml").write_text(__import__("yaml").safe_dump(spec.to_dict(), sort_keys=False))
+    (experiment_dir / "spec.yaml").write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
     lines: list[str] = []
-    run_sweep(spec, experiment_dir, data=digits16, echo=lines.append)
+    run_sweep(spec, location, data=digits16, echo=lines.append)
     results, _ = write_reports(experiment_dir, best_config=spec.fixed_at)
     return spec, results, load_history(experiment_dir), lines
 

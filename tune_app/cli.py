@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import RunError, SpecError, TuneAppError
+from .location import Location
 
 DESCRIPTION = "Hyperparameter search for fine-tuning PyTorch image models, on Ray Tune, from one YAML file."
 
@@ -32,22 +33,19 @@ def cmd_search(args: argparse.Namespace) -> int:
         _describe(spec, args.file, samples=3)
         echo("dry run: nothing started")
         return 0
-    experiment_dir = _new_experiment_dir(spec)
+    location = Location.create(spec.tune.storage, spec.name)
 
     from .runner import run_sweep
 
     _resolve_weights(spec)
     data = _shared_data(spec)
-    _prepare_storage(spec, experiment_dir)
-    _write_spec(spec, experiment_dir / "spec.yaml")
-    # The searched parameters' distributions, for reports that never import the spec layer.
-    (experiment_dir / "parameters.json").write_text(json.dumps(spec.space.describe(), indent=2))
+    _start_experiment(spec, location)
     echo(f"{spec.trial_count()} trials of {spec.model.name} on {spec.data.dataset}: search {spec.tune.search_alg}, "
          f"trial scheduler {spec.tune.scheduler}, {spec.train.epochs} epochs at most, "
          f"objective {spec.mode} {spec.metric}")
-    echo(f"experiment directory: {experiment_dir}")
-    return _run_and_report(spec, experiment_dir, lambda: run_sweep(spec, experiment_dir, data=data, echo=echo,
-                                                                    verbose=args.verbose))
+    echo(f"experiment: {location}")
+    return _run_and_report(spec, location, lambda: run_sweep(spec, location, data=data, echo=echo,
+                                                              verbose=args.verbose))
 
 
 def _resolve_weights(spec: Any) -> None:
@@ -69,7 +67,17 @@ def _shared_data(spec: Any) -> Any:
     return build_data(data_config(spec.train_config()))
 
 
-def _run_and_report(spec: Any, experiment_dir: Path, sweep: Any, quiet: bool = False) -> int:
+def _start_experiment(spec: Any, location: Location) -> None:
+    """Check the storage can hold the sweep, then write the resolved spec and the parameters' distributions."""
+    import yaml
+
+    _prepare_storage(spec, location)
+    location.write_text("spec.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False))
+    # The searched parameters' distributions, for reports that never import the spec layer.
+    location.write_text("parameters.json", json.dumps(spec.space.describe(), indent=2))
+
+
+def _run_and_report(spec: Any, location: Location, sweep: Any, quiet: bool = False) -> int:
     from .report import write_reports
 
     start = time.monotonic()
@@ -77,9 +85,11 @@ def _run_and_report(spec: Any, experiment_dir: Path, sweep: Any, quiet: bool = F
         sweep()
     finally:
         # Whatever happened, what was computed so far reaches the reports.
-        results, paths = write_reports(experiment_dir, best_config=spec.fixed_at)
+        location.pull()
+        results, paths = write_reports(location.local, best_config=spec.fixed_at)
+        location.push(paths.values())
     if not quiet:
-        _summarize(experiment_dir, paths, time.monotonic() - start)
+        _summarize(location, paths, time.monotonic() - start)
     if not ((results["status"] == "TERMINATED") & (results["epochs"] > 0)).any():
         raise RunError(f"no trial finished successfully; see {paths['report']}")
     return 0
@@ -90,45 +100,39 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from .runner import resume_sweep
     from .spec import load_spec
 
-    experiment_dir = _experiment_dir(args.dir)
-    if not list(experiment_dir.glob("experiment_state-*.json")):
-        raise SpecError(f"{experiment_dir}: Ray Tune saved no state before the run stopped, so there is nothing "
+    location = Location.open(args.dir)
+    if not list(location.local.glob("experiment_state-*.json")):
+        raise SpecError(f"{location}: Ray Tune saved no state before the run stopped, so there is nothing "
                         f"to resume; start it again with tune-app search")
-    spec = load_spec(experiment_dir / "spec.yaml")
+    spec = load_spec(location.local / "spec.yaml")
     data = _shared_data(spec)
-    echo(f"resuming {experiment_dir}" + (" (errored trials too)" if args.retry_errored else ""))
-    return _run_and_report(spec, experiment_dir, lambda: resume_sweep(
-        spec, experiment_dir, data=data, retry_errored=args.retry_errored, verbose=args.verbose))
+    echo(f"resuming {location}" + (" (errored trials too)" if args.retry_errored else ""))
+    return _run_and_report(spec, location, lambda: resume_sweep(
+        spec, location, data=data, retry_errored=args.retry_errored, verbose=args.verbose))
 
 
-def _new_experiment_dir(spec: Any, name: str | None = None) -> Path:
-    storage = spec.tune.storage
-    if "://" in storage:
-        raise SpecError([("tune.storage", f"only local directories are supported so far, got {storage!r}")])
-    experiment_dir = Path(storage).expanduser().resolve() / (name or spec.name)
-    if experiment_dir.exists():
-        raise SpecError([("name", f"the experiment directory {experiment_dir} already exists; choose another "
-                                  f"name with --name, or remove the directory")])
-    return experiment_dir
+def _prepare_storage(spec: Any, location: Location) -> None:
+    """Create the experiment directory, or fail now, before any training, if it cannot hold the sweep.
 
-
-def _prepare_storage(spec: Any, experiment_dir: Path) -> None:
-    """Create the experiment directory, or fail now, before any training, if it cannot hold the sweep."""
+    For a remote experiment this checks its local mirror; the remote store's own limits
+    are its provider's.
+    """
     import shutil
 
+    directory = location.local
     try:
-        experiment_dir.mkdir(parents=True)
-        probe = experiment_dir / ".write-test"
+        directory.mkdir(parents=True)
+        probe = directory / ".write-test"
         probe.write_bytes(b"\0" * 65536)
         probe.unlink()
     except OSError as exc:
-        raise SpecError([("tune.storage", f"cannot write the experiment directory {experiment_dir}: "
+        raise SpecError([("tune.storage", f"cannot write the experiment directory {directory}: "
                                           f"{exc.strerror or exc}")]) from None
-    need = _checkpoint_footprint(spec) + 50 * 2**20  # plus logs and reports
-    free = shutil.disk_usage(experiment_dir).free
+    need = (0 if location.remote else _checkpoint_footprint(spec)) + 50 * 2**20  # plus logs and reports
+    free = shutil.disk_usage(directory).free
     if free < need:
-        experiment_dir.rmdir()
-        raise SpecError([("tune.storage", f"only {free / 2**20:.0f} MB free at {experiment_dir}; this sweep's "
+        directory.rmdir()
+        raise SpecError([("tune.storage", f"only {free / 2**20:.0f} MB free at {directory}; this sweep's "
                                           f"checkpoints need about {need / 2**20:.0f} MB ({spec.trial_count()} trials x "
                                           f"{spec.tune.keep_checkpoints} kept). Free space, use --storage elsewhere, "
                                           f"or lower tune.keep_checkpoints / tune.checkpoint_every")])
@@ -144,18 +148,14 @@ def _checkpoint_footprint(spec: Any) -> int:
     return params * 12 * spec.tune.keep_checkpoints * spec.trial_count()
 
 
-def _write_spec(spec: Any, path: Path) -> None:
-    import yaml
-
-    path.write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
-
-
-def _summarize(experiment_dir: Path, paths: dict[str, Path], seconds: float, by: Sequence[str] = ()) -> None:
+def _summarize(location: Location, paths: dict[str, Path], seconds: float, by: Sequence[str] = ()) -> None:
     from .report import summary_text
 
     echo()
-    echo(f"finished in {seconds:.0f}s: {experiment_dir}")
-    echo(summary_text(experiment_dir, paths, by=tuple(by)))
+    echo(f"finished in {seconds:.0f}s: {location}")
+    if location.remote:
+        echo(f"(reports also in the local mirror {location.local})")
+    echo(summary_text(location.local, paths, by=tuple(by)))
 
 
 # --------------------------------------------------------------- validate
@@ -210,23 +210,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .report import FORMATS, write_reports
     from .spec import load_spec
 
-    experiment_dir = _experiment_dir(args.dir)
-    spec = load_spec(experiment_dir / "spec.yaml")
+    location = Location.open(args.dir)
+    spec = load_spec(location.local / "spec.yaml")
     formats = args.format or FORMATS
     try:
-        _, paths = write_reports(experiment_dir, best_config=spec.fixed_at, by=args.by, formats=formats)
+        _, paths = write_reports(location.local, best_config=spec.fixed_at, by=args.by, formats=formats)
     except ValueError as exc:  # e.g. --by naming a parameter that was not searched
         raise SpecError(str(exc)) from None
+    location.push(paths.values())
     for name, path in paths.items():
         echo(f"{name + ':':13s}{path}")
     return 0
-
-
-def _experiment_dir(text: str) -> Path:
-    experiment_dir = Path(text).expanduser().resolve()
-    if not (experiment_dir / "spec.yaml").is_file():
-        raise SpecError(f"{experiment_dir} is not a tune-app experiment directory (it has no spec.yaml)")
-    return experiment_dir
 
 
 # ---------------------------------------------------------------- compare
@@ -245,29 +239,29 @@ def cmd_compare(args: argparse.Namespace) -> int:
     # Every strategy gets the same space, budget and seeds; PBT draws its population at
     # random, so with pbt in the list every strategy searches at random, for a fair race.
     overrides = ["tune.search_alg=random"] if "pbt" in strategies else []
-    out_dir = _new_experiment_dir(base, f"{base.name}-compare")
+    out = Location.create(base.tune.storage, f"{base.name}-compare")
     runs: dict[str, list[Path]] = {}
     planned = []
     for strategy in strategies:
         for seed in range(args.seeds):
             spec = load_spec(args.file, [*args.set, *overrides, f"tune.scheduler={strategy}",
                                          f"tune.seed={base.search_seed + seed}", f"train.seed={base.train.seed + seed}"],
-                             name=f"{strategy}-seed{seed}", storage=str(out_dir), address=args.address)
-            planned.append((strategy, spec, out_dir / spec.name))
+                             name=f"{strategy}-seed{seed}", storage=out.remote or str(out.local),
+                             address=args.address)
+            planned.append((strategy, spec, Location.create(spec.tune.storage, spec.name)))
     _resolve_weights(base)
     data = _shared_data(base)
-    echo(f"comparing {', '.join(strategies)} on {base.trial_count()} trials x {args.seeds} seed(s) each: {out_dir}")
+    echo(f"comparing {', '.join(strategies)} on {base.trial_count()} trials x {args.seeds} seed(s) each: {out}")
     with ray_session(base.tune.address, verbose=args.verbose):
-        for strategy, spec, experiment_dir in planned:
+        for strategy, spec, location in planned:
             spec.model.pretrained = base.model.pretrained
-            _prepare_storage(spec, experiment_dir)
-            _write_spec(spec, experiment_dir / "spec.yaml")
-            (experiment_dir / "parameters.json").write_text(json.dumps(spec.space.describe(), indent=2))
-            echo(f"--- {experiment_dir.name}")
-            _run_and_report(spec, experiment_dir, lambda: run_sweep(spec, experiment_dir, data=data, echo=echo,
-                                                                    verbose=args.verbose), quiet=True)
-            runs.setdefault(strategy, []).append(experiment_dir)
-    comparison, paths = write_comparison(out_dir, runs, target=args.target)
+            _start_experiment(spec, location)
+            echo(f"--- {location.name}")
+            _run_and_report(spec, location, lambda: run_sweep(spec, location, data=data, echo=echo,
+                                                              verbose=args.verbose), quiet=True)
+            runs.setdefault(strategy, []).append(location.local)
+    comparison, paths = write_comparison(out.local, runs, target=args.target)
+    out.push(paths.values())
     echo()
     echo(comparison_text(comparison))
     for name, path in paths.items():

@@ -13,12 +13,14 @@ import logging
 import os
 import sys
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .errors import SpecError
+from .location import Location
 from .report.results import POINT_KEY, trial_params
 from .training.params import Param, fraction, one_of, positive
 
@@ -42,6 +44,7 @@ def _optuna_search(spec: "ExperimentSpec", sampler: Any) -> Any:
     from ray.tune.search.optuna import OptunaSearch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # TPE's group=True, QMC
     return OptunaSearch(space=spec.space.define_by_run, metric=spec.metric, mode=spec.mode, sampler=sampler,
                         points_to_evaluate=spec.points_to_evaluate() or None)
 
@@ -350,6 +353,7 @@ def _progress_callback_class() -> type:
             self.metric, self.mode, self.total = spec.metric, spec.mode, spec.trial_count()
             self.params, self.max_epochs, self.echo, self.every = spec.space.parameter_names, spec.train.epochs, echo, every
             self.best: tuple[float, str] | None = None
+            self.ended: dict[str, str] = {}  # trial id -> how it ended (Ray updates statuses after callbacks)
             self.start = self.last_status = time.monotonic()
 
         def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
@@ -372,15 +376,19 @@ def _progress_callback_class() -> type:
             self.last_status = time.monotonic()
             counts: dict[str, int] = {}
             for t in trials:
-                counts[t.status] = counts.get(t.status, 0) + 1
-            done = counts.get("TERMINATED", 0) + counts.get("ERROR", 0)
+                if t.trial_id not in self.ended:
+                    counts[t.status] = counts.get(t.status, 0) + 1
+            errored = sum(how == "ERROR" for how in self.ended.values())
             best = f"best {self.metric}={self.best[0]:.4f} (trial {self.best[1]})" if self.best else "no result yet"
-            return (f"[{time.monotonic() - self.start:5.0f}s] {done}/{self.total} done, {counts.get('RUNNING', 0)} "
-                    f"running, {counts.get('PENDING', 0) + counts.get('PAUSED', 0)} waiting, "
-                    f"{counts.get('ERROR', 0)} errored; {best}")
+            return (f"[{time.monotonic() - self.start:5.0f}s] {len(self.ended)}/{self.total} done, "
+                    f"{counts.get('RUNNING', 0)} running, {counts.get('PENDING', 0) + counts.get('PAUSED', 0)} "
+                    f"waiting, {errored} errored; {best}")
 
         def _line(self, trials: list, trial: Any, status: str) -> None:
             result = trial.last_result or {}
+            if result.get("failure"):  # the trial ended itself: diverged or out of memory
+                status = str(result["failure"]).split(":", 1)[0]
+            self.ended[trial.trial_id] = status
             value = result.get(self.metric)
             shown = f"{self.metric}={value:.4f}" if isinstance(value, (int, float)) else f"{self.metric}=-"
             config = trial_params(trial.config)
@@ -398,8 +406,8 @@ def _report_refresh_class() -> type:
     class ReportRefresh(Callback):
         """Rewrites results.csv, history.csv and report.md as each trial ends, so a crash loses none of them."""
 
-        def __init__(self, spec: "ExperimentSpec", experiment_dir: Path) -> None:
-            self.spec, self.experiment_dir = spec, experiment_dir
+        def __init__(self, spec: "ExperimentSpec", location: Location) -> None:
+            self.spec, self.location = spec, location
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             self._write()
@@ -411,7 +419,10 @@ def _report_refresh_class() -> type:
             from .report import write_reports
 
             try:
-                write_reports(self.experiment_dir, best_config=self.spec.fixed_at, formats=("csv", "md"), final=False)
+                self.location.pull()
+                _, paths = write_reports(self.location.local, best_config=self.spec.fixed_at, formats=("csv", "md"),
+                                         final=False)
+                self.location.push(paths.values())
             except Exception as exc:  # a report must never stop the sweep; the final one is written anyway
                 logging.getLogger(__name__).warning("could not refresh the reports: %s", exc)
 
@@ -439,14 +450,14 @@ def _trainable(spec: "ExperimentSpec", data: Any, resources: dict[str, float]) -
     )
 
 
-def _run_config(spec: "ExperimentSpec", experiment_dir: Path, echo: Callable[[str], None], verbose: bool) -> Any:
+def _run_config(spec: "ExperimentSpec", location: Location, echo: Callable[[str], None], verbose: bool) -> Any:
     from ray import tune
 
     return tune.RunConfig(
-        name=experiment_dir.name,
-        storage_path=str(experiment_dir.parent),
+        name=location.name,
+        storage_path=location.storage,
         verbose=2 if verbose else 0,
-        callbacks=[_progress_callback_class()(spec, echo), _report_refresh_class()(spec, experiment_dir)],
+        callbacks=[_progress_callback_class()(spec, echo), _report_refresh_class()(spec, location)],
         failure_config=tune.FailureConfig(max_failures=spec.tune.max_failures),
         # PBT exploits other trials' recent checkpoints: keeping too few breaks its restores.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=max(spec.tune.keep_checkpoints, 4)
@@ -456,13 +467,13 @@ def _run_config(spec: "ExperimentSpec", experiment_dir: Path, echo: Callable[[st
 
 def run_sweep(
     spec: "ExperimentSpec",
-    experiment_dir: Path,
+    location: Location,
     *,
     data: Any,
     echo: Callable[[str], None] = print,
     verbose: bool = False,
 ) -> Any:
-    """Run the experiment on Ray Tune into ``experiment_dir``; returns Ray's ``ResultGrid``."""
+    """Run the experiment on Ray Tune into ``location``; returns Ray's ``ResultGrid``."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the old reporter honours verbose=0
     with ray_session(spec.tune.address, verbose=verbose, dashboard=spec.tune.dashboard, echo=echo):
         from ray import tune
@@ -489,13 +500,13 @@ def run_sweep(
             reuse_actors=spec.tune.scheduler != "pbt",
         )
         tuner = tune.Tuner(_trainable(spec, data, resources), param_space=param_space, tune_config=tune_config,
-                           run_config=_run_config(spec, experiment_dir, echo, verbose))
+                           run_config=_run_config(spec, location, echo, verbose))
         return tuner.fit()
 
 
 def resume_sweep(
     spec: "ExperimentSpec",
-    experiment_dir: Path,
+    location: Location,
     *,
     data: Any,
     retry_errored: bool = False,
@@ -510,6 +521,6 @@ def resume_sweep(
         from ray import tune
 
         resources = trial_resources(spec)
-        tuner = tune.Tuner.restore(str(experiment_dir), trainable=_trainable(spec, data, resources),
+        tuner = tune.Tuner.restore(location.remote or str(location.local), trainable=_trainable(spec, data, resources),
                                    resume_unfinished=True, resume_errored=retry_errored)
         return tuner.fit()

@@ -412,9 +412,9 @@ def _check_names(spec: ExperimentSpec) -> list[tuple[str, str]]:
         check_data(DataConfig(dataset=spec.data.dataset, task=spec.task))
     except ValueError as exc:
         problems.append(("data.dataset", str(exc)))
-    if "://" in spec.tune.storage:
-        problems.append(("tune.storage", f"only local directories (or a shared filesystem path) are supported so "
-                                         f"far, got {spec.tune.storage!r}"))
+    if "://" in spec.tune.storage and not re.fullmatch(r"[a-z][a-z0-9+.-]*://\S+", spec.tune.storage):
+        problems.append(("tune.storage", f"must be a directory or a URI such as s3://bucket/path, got "
+                                         f"{spec.tune.storage!r}"))
     if spec.data.dataset == "folder":
         if not spec.data.train_dir:
             problems.append(("data.train_dir", "the folder dataset needs train_dir (class sub-folders, or images/ and "

@@ -24,38 +24,5 @@ Example:
 
 from __future__ import annotations
 
-from .datasets import (
-    DATA_TASKS,
-    DATASETS,
-    DataBundle,
-    DataConfig,
-    DatasetInfo,
-    FolderImages,
-    FolderMasks,
-    ImageMasks,
-    ImageTensors,
-    PairTransform,
-    ShapeScenes,
-    build_data,
-    check_data,
-    generate_shapes,
-    timm_transform,
-)
-
-__all__ = [
-    "DATASETS",
-    "DATA_TASKS",
-    "DataBundle",
-    "DataConfig",
-    "DatasetInfo",
-    "FolderImages",
-    "FolderMasks",
-    "ImageMasks",
-    "ImageTensors",
-    "PairTransform",
-    "ShapeScenes",
-    "build_data",
-    "check_data",
-    "generate_shapes",
-    "timm_transform",
-]
+from .datasets import *  # noqa: F401,F403  (the public names, listed once in datasets/__init__.py)
+from .datasets import __all__  # noqa: F401
