@@ -148,8 +148,8 @@ def test_a_sweep_where_every_trial_fails_exits_1_and_keeps_the_errors(tmp_path, 
     assert result.returncode == 1, result.stdout + result.stderr
     assert "no trial finished successfully" in result.stderr
     results = pd.read_csv(tmp_path / "runs" / "diverge" / "results.csv")
-    assert list(results["status"]) == ["ERROR", "ERROR"]
-    assert results["error"].str.contains("DivergedError: training loss is").all()
+    assert list(results["status"]) == ["DIVERGED", "DIVERGED"]
+    assert results["error"].str.startswith("diverged: training loss is").all()
     assert "## Failed trials" in (tmp_path / "runs" / "diverge" / "report.md").read_text()
 
 

@@ -7,42 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from .conftest import write_spec
+from .processes import kill_session, wait_for
 
 pytestmark = pytest.mark.ray
-
-
-def session_processes(sid: int) -> list[int]:
-    """Pids of the processes in session ``sid`` (field 6 of /proc/<pid>/stat)."""
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid:
-            pids.append(int(stat.parent.name))
-    return pids
-
-
-def kill_session(sid: int) -> None:
-    """SIGKILL every process of a session this test started (the driver and the Ray it started)."""
-    for _ in range(20):
-        pids = session_processes(sid)
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.5)
 
 
 def start_search(spec: Path, storage: Path) -> subprocess.Popen:
@@ -62,18 +35,6 @@ def result_lines(experiment: Path) -> dict[str, list[dict]]:
                 pass
         found[path.parent.name] = lines
     return found
-
-
-def wait_for(condition, timeout: float, what: str, proc: subprocess.Popen | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the process ended (code {proc.returncode}) before {what}:\n{proc.stdout.read()}")
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -141,28 +102,6 @@ def test_a_killed_trial_worker_restarts_from_its_last_checkpoint(tmp_path, slow_
     restored = [line for line in lines if line["restored_from_epoch"] > 0]
     assert restored, f"the trial started again from scratch: {epochs}"
     assert restored[0]["epoch"] == restored[0]["restored_from_epoch"] + 1 >= 2
-
-
-def test_search_on_an_existing_two_node_cluster_uses_both_nodes(tmp_path, tiny_spec_data):
-    from ray.cluster_utils import Cluster
-
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # keep the test cluster on loopback
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    try:
-        cluster.add_node(num_cpus=1)
-        cluster.wait_for_nodes()
-        tiny_spec_data["name"] = "cluster"
-        tiny_spec_data["train"]["epochs"] = 2
-        tiny_spec_data["tune"].update(num_samples=4, scheduler="fifo", max_concurrent=2)
-        spec = write_spec(tmp_path / "cluster.yaml", tiny_spec_data)
-        result = subprocess.run([sys.executable, "-m", "tune_app", "search", str(spec), "--storage",
-                                 str(tmp_path / "runs"), "--address", cluster.address],
-                                capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, result.stdout + result.stderr
-        history = pd.read_csv(tmp_path / "runs" / "cluster" / "history.csv")
-        assert history["node_id"].nunique() == 2, history["node_id"].value_counts()
-    finally:
-        cluster.shutdown()
 
 
 def test_failing_trials_end_with_their_reason_and_the_sweep_goes_on(tmp_path, tiny_spec_data):
@@ -236,50 +175,3 @@ def test_a_read_only_or_full_storage_is_a_clear_error_before_any_training(tmp_pa
     assert f"tune.storage: {fragment}" in result.stderr
     assert "Traceback" not in result.stderr
     assert "trials of" not in result.stdout  # stopped before the sweep began
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def ray_start_cluster(tmp_path):
-    """A head node started with `ray start` (token auth on, as Ray 2.60 does), stopped by its session id."""
-    port = _free_port()
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    env.pop("RAY_AUTH_MODE", None)
-    ray_cli = str(Path(sys.executable).with_name("ray"))
-    head = subprocess.Popen([ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2",
-                             "--include-dashboard=false", "--block"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        wait_for(lambda: any("gcs_server" in Path(f"/proc/{pid}/cmdline").read_text(errors="ignore")
-                             for pid in session_processes(head.pid) if Path(f"/proc/{pid}/cmdline").exists()),
-                 60, "the head node's GCS", head)
-        yield f"127.0.0.1:{port}"
-    finally:
-        kill_session(head.pid)
-        head.wait(timeout=30)
-
-
-def test_search_connects_to_a_ray_start_cluster_with_token_auth(tmp_path, tiny_spec_data, ray_start_cluster):
-    tiny_spec_data["name"] = "remote"
-    tiny_spec_data["train"]["epochs"] = 1
-    tiny_spec_data["tune"].update(num_samples=2, scheduler="fifo")
-    spec = write_spec(tmp_path / "remote.yaml", tiny_spec_data)
-    command = [sys.executable, "-m", "tune_app", "search", str(spec), "--storage", str(tmp_path / "runs"),
-               "--address", ray_start_cluster]
-    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}  # as a user would run it
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert len(pd.read_csv(tmp_path / "runs" / "remote" / "results.csv")) == 2
-
-    # Without the token (auth turned off on this side), the error says how to fix it.
-    refused = subprocess.run([*command, "--name", "refused"], capture_output=True, text=True, timeout=600,
-                             env={**env, "RAY_AUTH_MODE": "disabled"})
-    assert refused.returncode == 2, refused.stdout + refused.stderr
-    assert "set RAY_AUTH_MODE=token" in refused.stderr and "Traceback" not in refused.stderr

@@ -16,7 +16,6 @@ searched ``freeze_depth`` (which builds a model skeleton) stays fast.
 from __future__ import annotations
 
 import copy
-import math
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, assume, event, given, note, settings
+from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
 from tune_app.errors import SpecError

@@ -26,7 +26,7 @@ def ray_local():
     """One local Ray instance for the module (run_sweep leaves a running Ray to its owner)."""
     import ray
 
-    from tune_app.runner import _loopback_only
+    from tune_app.cluster import _loopback_only
 
     _loopback_only()
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)

@@ -30,6 +30,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     spec = load_spec(args.file, args.set, name=args.name, storage=args.storage, address=args.address,
                      dashboard=args.dashboard)
     if args.dry_run:
+        import yaml
+
+        echo("resolved spec:")
+        echo(yaml.safe_dump(spec.to_dict(), sort_keys=False).rstrip())
         _describe(spec, args.file, samples=3)
         echo("dry run: nothing started")
         return 0
@@ -226,7 +230,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- compare
 def cmd_compare(args: argparse.Namespace) -> int:
     from .report import comparison_text, write_comparison
-    from .runner import TRIAL_SCHEDULERS, ray_session, run_sweep
+    from .cluster import ray_session
+    from .runner import TRIAL_SCHEDULERS, run_sweep
     from .spec import load_spec
 
     strategies = [s.strip() for s in args.schedulers.split(",") if s.strip()]

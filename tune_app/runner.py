@@ -1,6 +1,6 @@
 """Ray Tune assembly: search algorithms, trial schedulers, resources, storage, resume.
 
-With ``trainable.py`` the only code that imports Ray, and it does so lazily, so
+With ``cluster.py`` and ``trainable.py`` the only code that imports Ray, lazily, so
 validating a spec does not pay for importing Ray. Search algorithms and trial
 schedulers are registries like the losses: a YAML name -> a small factory, plus the
 options each one accepts (checked by the spec layer like any other parameter).
@@ -11,15 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import time
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable
 
-from .errors import SpecError
+from .cluster import ray_session, trial_resources
 from .location import Location
 from .report.results import POINT_KEY, trial_params
 from .training.params import Param, fraction, one_of, positive
@@ -225,121 +223,6 @@ TRIAL_SCHEDULERS: dict[str, StrategyInfo] = {
                                "resample_probability": fraction()},
                         help="population based training: mutates the continuous parameters, restoring checkpoints"),
 }
-
-
-# ------------------------------------------------------------------ Ray itself
-LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-
-
-def _loopback_only() -> None:
-    """Make a local Ray instance listen on 127.0.0.1 only, unless the user set LOOPBACK_ENV=1.
-
-    On Linux Ray binds to the machine's address by default, which would open the
-    instance to the network; with this variable at 0 it uses loopback. Ray reads it
-    once, when first imported, so if Ray was imported before (a notebook, a test),
-    the constant it read is updated too.
-    """
-    os.environ.setdefault(LOOPBACK_ENV, "0")
-    if os.environ[LOOPBACK_ENV] == "0" and "ray" in sys.modules:
-        import ray._private.ray_constants as ray_constants
-
-        ray_constants.ENABLE_RAY_CLUSTER = False
-
-
-AUTH_MODE_ENV = "RAY_AUTH_MODE"
-
-
-def _token_auth_if_available() -> None:
-    """Use Ray's token authentication when this machine holds a token and the user chose no mode.
-
-    Ray 2.60's ``ray start`` enables token auth and writes the token to ~/.ray/auth_token;
-    a client connecting to it needs RAY_AUTH_MODE=token, which Ray does not infer. Ray's
-    core reads the mode when Ray is first imported, so this runs before that.
-    """
-    has_token = (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
-                 or (Path.home() / ".ray" / "auth_token").is_file())
-    if has_token:
-        os.environ.setdefault(AUTH_MODE_ENV, "token")
-
-
-def _connect(address: str, quiet: int, verbose: bool) -> None:
-    import ray
-
-    try:
-        ray.init(address=address, logging_level=quiet, log_to_driver=verbose)
-    except ConnectionError as exc:
-        mode = os.environ.get(AUTH_MODE_ENV, "unset")
-        raise SpecError([("tune.address", f"could not connect to the Ray cluster at {address!r} ({exc}). Check the "
-                                          f"address (ray status on the head node prints it). If the cluster uses "
-                                          f"token authentication (Ray 2.60's ray start enables it), this machine "
-                                          f"needs its token: copy the head node's ~/.ray/auth_token here (or set "
-                                          f"RAY_AUTH_TOKEN) and set RAY_AUTH_MODE=token (now: {mode}).")]) from None
-
-
-def dashboard_address(dashboard: bool | str) -> tuple[str, int]:
-    """``true`` -> loopback on Ray's usual port; ``"host"`` or ``"host:port"`` as given."""
-    if dashboard is True:
-        return "127.0.0.1", 8265
-    host, _, port = str(dashboard).rpartition(":") if ":" in str(dashboard) else (str(dashboard), "", "")
-    return host or "127.0.0.1", int(port) if port else 8265
-
-
-@contextmanager
-def ray_session(address: str | None, verbose: bool = False, dashboard: bool | str = False,
-                echo: Callable[[str], None] = print) -> Iterator[None]:
-    """Connect to ``address``, or start a private local Ray instance; shut down what we started.
-
-    The local instance listens on loopback only and runs no dashboard unless asked;
-    an asked-for dashboard listens on 127.0.0.1 unless given another address.
-    """
-    if not address:
-        _loopback_only()  # a sweep on a laptop must not open a cluster to the network
-    else:
-        _token_auth_if_available()  # before Ray's first import: its core reads the mode once
-    import ray
-
-    if ray.is_initialized():  # the caller manages Ray (e.g. a test or a notebook)
-        yield
-        return
-    quiet = logging.INFO if verbose else logging.ERROR
-    if address:
-        _connect(address, quiet, verbose)
-    elif dashboard:
-        host, port = dashboard_address(dashboard)
-        try:
-            ray.init(address="local", include_dashboard=True, dashboard_host=host, dashboard_port=port,
-                     logging_level=quiet, log_to_driver=verbose)
-        except Exception as exc:  # Ray raises a bare Exception when its dashboard packages are missing
-            if "missing packages" not in str(exc):
-                raise
-            raise SpecError([("tune.dashboard", "the Ray dashboard needs Ray's default extras: "
-                                                "pip install 'tune-app[dashboard]' (or 'ray[default]')")]) from None
-        echo(f"Ray dashboard: http://{host}:{port}")
-    else:
-        ray.init(address="local", include_dashboard=False, logging_level=quiet, log_to_driver=verbose)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
-def trial_resources(spec: "ExperimentSpec") -> dict[str, float]:
-    """Resources per trial, checked against the cluster: a request no node can meet is an error now.
-
-    ``gpu: auto`` becomes one GPU per trial when the cluster has GPUs, else none.
-    """
-    import ray
-
-    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-    wanted = spec.tune.resources
-    gpu = wanted.gpu
-    if gpu == "auto":
-        gpu = 1.0 if any(n.get("GPU", 0) >= 1 for n in nodes) else 0.0
-    if not any(n.get("CPU", 0) >= wanted.cpu and n.get("GPU", 0) >= gpu for n in nodes):
-        have = ", ".join(f"{n.get('CPU', 0):g} CPU / {n.get('GPU', 0):g} GPU" for n in nodes) or "no live nodes"
-        raise SpecError([("tune.resources", f"each trial asks for {wanted.cpu:g} CPU and {gpu:g} GPU, but no node "
-                                            f"of the cluster has that much (nodes: {have}); trials would wait forever")])
-    return {"cpu": float(wanted.cpu), "gpu": float(gpu)}
 
 
 # ------------------------------------------------------------------- progress

@@ -1,0 +1,174 @@
+"""Where trials run: the private local instance stays on loopback; existing clusters, with or without token auth."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tune_app.cluster import gcs_requires_token
+
+from .conftest import write_spec
+from .processes import kill_session, session_processes, wait_for
+
+pytestmark = pytest.mark.ray
+
+RAY_CLI = str(Path(sys.executable).with_name("ray"))
+
+
+def _listening() -> set[tuple[str, int]]:
+    """(address, port) of every listening TCP socket on this machine, from /proc."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as handle:
+            for line in handle.readlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                if state == "0A":  # LISTEN
+                    address, port = local.split(":")
+                    found.add((address, int(port, 16)))
+    return found
+
+
+LOOPBACK = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
+
+
+@pytest.mark.parametrize("dashboard", [False, True], ids=["no-dashboard", "dashboard"])
+def test_the_local_ray_instance_listens_on_loopback_only(dashboard):
+    # Ray imported first and the variable unset: the worst case for binding.
+    script = (
+        "import ray, time\n"
+        "from tune_app.cluster import ray_session\n"
+        f"with ray_session(None, dashboard={dashboard}):\n"
+        "    ray.get(ray.remote(lambda: 1).remote())\n"
+        "    print('ready', flush=True)\n"
+        "    time.sleep(8)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
+    before = _listening()
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stdout.readline().strip()]
+        if dashboard:
+            assert lines[0] == "Ray dashboard: http://127.0.0.1:8265"
+            lines.append(proc.stdout.readline().strip())
+        assert lines[-1] == "ready"
+        opened = _listening() - before
+    finally:
+        proc.wait(timeout=120)
+    assert opened, "Ray opened no listening socket?"
+    assert {address for address, _ in opened} <= LOOPBACK, opened
+    assert (8265 in {port for _, port in opened}) == dashboard  # the dashboard only when asked for
+
+
+def _home_with_token(path: Path, token: str | None) -> Path:
+    """A home directory for a process: ~/.ray/auth_token holds ``token`` (or there is none)."""
+    path.mkdir()
+    if token is not None:
+        (path / ".ray").mkdir()
+        (path / ".ray" / "auth_token").write_text(token)
+    return path
+
+
+def _client_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a user's shell: their own home, no RAY_AUTH_MODE chosen."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
+    return {**env, "HOME": str(home), **extra}
+
+
+def test_the_auth_probe_leaves_addresses_it_cannot_ask_to_ray():
+    assert gcs_requires_token("auto") is None
+    assert gcs_requires_token("ray://127.0.0.1:10001") is None
+    assert gcs_requires_token("127.0.0.1:1", timeout=2) is None  # nothing listens there
+
+
+def test_search_on_an_existing_two_node_cluster_uses_both_nodes(tmp_path, tiny_spec_data):
+    from ray.cluster_utils import Cluster
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # keep the test cluster on loopback
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        assert gcs_requires_token(cluster.address) is False
+        tiny_spec_data["name"] = "cluster"
+        tiny_spec_data["train"]["epochs"] = 2
+        tiny_spec_data["tune"].update(num_samples=4, scheduler="fifo", max_concurrent=2)
+        spec = write_spec(tmp_path / "cluster.yaml", tiny_spec_data)
+        # A token left over from some other cluster must not switch this client to token auth:
+        # the cluster has none, and a token-mode driver would see every trial actor cancelled.
+        home = _home_with_token(tmp_path / "home", secrets.token_hex(32))
+        result = subprocess.run([sys.executable, "-m", "tune_app", "search", str(spec), "--storage",
+                                 str(tmp_path / "runs"), "--address", cluster.address],
+                                capture_output=True, text=True, timeout=600, env=_client_env(home))
+        assert result.returncode == 0, result.stdout + result.stderr
+        history = pd.read_csv(tmp_path / "runs" / "cluster" / "history.csv")
+        assert history["node_id"].nunique() == 2, history["node_id"].value_counts()
+    finally:
+        cluster.shutdown()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def token_cluster(tmp_path):
+    """A head node started with `ray start` on a machine holding a token, which turns token auth on.
+
+    Returns (address, the head's home directory). Its own home keeps the token out of the
+    tester's ~/.ray; the cluster is stopped by its session id.
+    """
+    home = _home_with_token(tmp_path / "head-home", secrets.token_hex(32))
+    port = _free_port()
+    env = {**_client_env(home), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    head = subprocess.Popen([RAY_CLI, "start", "--head", f"--port={port}", "--num-cpus=2",
+                             "--include-dashboard=false", "--block"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(lambda: any("gcs_server" in Path(f"/proc/{pid}/cmdline").read_text(errors="ignore")
+                             for pid in session_processes(head.pid) if Path(f"/proc/{pid}/cmdline").exists()),
+                 60, "the head node's GCS", head)
+        address = f"127.0.0.1:{port}"
+        wait_for(lambda: gcs_requires_token(address, timeout=2) is not None, 60, "the GCS to answer", head)
+        yield address, home
+    finally:
+        kill_session(head.pid)
+        head.wait(timeout=30)
+
+
+def test_search_connects_to_a_ray_start_cluster_with_token_auth(tmp_path, tiny_spec_data, token_cluster):
+    address, head_home = token_cluster
+    assert gcs_requires_token(address) is True
+    tiny_spec_data["name"] = "remote"
+    tiny_spec_data["train"]["epochs"] = 1
+    tiny_spec_data["tune"].update(num_samples=2, scheduler="fifo")
+    spec = write_spec(tmp_path / "remote.yaml", tiny_spec_data)
+    command = [sys.executable, "-m", "tune_app", "search", str(spec), "--storage", str(tmp_path / "runs"),
+               "--address", address]
+    # The head's token copied to this machine, no RAY_AUTH_MODE set: as the docs tell a user.
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=_client_env(head_home))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(pd.read_csv(tmp_path / "runs" / "remote" / "results.csv")) == 2
+
+    # No token on this machine: said before Ray starts, with the fix.
+    tokenless = _home_with_token(tmp_path / "tokenless", None)
+    missing = subprocess.run([*command, "--name", "missing"], capture_output=True, text=True, timeout=600,
+                             env=_client_env(tokenless))
+    assert missing.returncode == 2, missing.stdout + missing.stderr
+    assert "uses token authentication and this machine has no token" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+    # Auth turned off on this side by the user: Ray refuses, and the error says how to fix it.
+    refused = subprocess.run([*command, "--name", "refused"], capture_output=True, text=True, timeout=600,
+                             env=_client_env(head_home, RAY_AUTH_MODE="disabled"))
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "set RAY_AUTH_MODE=token" in refused.stderr and "Traceback" not in refused.stderr
