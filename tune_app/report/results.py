@@ -66,7 +66,9 @@ class TrialRecord:
 def read_spec(experiment_dir: str | Path) -> dict[str, Any]:
     """The resolved spec tune-app wrote into the experiment directory (empty if none)."""
     path = Path(experiment_dir) / "spec.yaml"
-    data = yaml.safe_load(path.read_text()) if path.is_file() else None
+    # Our own file, read on every report refresh: libyaml's safe loader is ~10x faster when present.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    data = yaml.load(path.read_text(), Loader=loader) if path.is_file() else None
     return data if isinstance(data, dict) else {}
 
 

@@ -24,41 +24,67 @@ def predictions(logits: torch.Tensor) -> torch.Tensor:
     return logits.argmax(dim=1)
 
 
-class ClassificationMetrics:
-    def __init__(self, num_classes: int, device: torch.device | str = "cpu") -> None:
-        from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+class ConfusionMatrix:
+    """Counts of (target, predicted) class pairs over the whole validation set, kept on the model's device.
 
-        self.accuracy = MulticlassAccuracy(num_classes, average="micro").to(device)
-        self.f1 = MulticlassF1Score(num_classes, average="macro").to(device)
+    One ``bincount`` per batch: the per-class true/false positives and false negatives
+    every metric here needs. (torchmetrics computes the same numbers; importing it
+    costs each fresh trial worker half a second, which short trials notice.)
+    """
+
+    def __init__(self, num_classes: int, device: torch.device | str = "cpu") -> None:
+        self.num_classes = num_classes
+        self.counts = torch.zeros(num_classes * num_classes, dtype=torch.long, device=device)
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        n = self.num_classes
+        counts = torch.bincount(target.reshape(-1).long() * n + preds.reshape(-1), minlength=n * n)
+        if counts.numel() != n * n:  # a label >= num_classes (negative ones make bincount raise)
+            raise ValueError(f"a target label is outside 0..{n - 1}: the dataset has more classes than "
+                             f"num_classes={n}")
+        self.counts += counts
+
+    def stat_scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per class: true positives, false positives, false negatives (float64)."""
+        matrix = self.counts.view(self.num_classes, self.num_classes).double()  # rows: target
+        tp = matrix.diagonal()
+        return tp, matrix.sum(dim=0) - tp, matrix.sum(dim=1) - tp
+
+
+class ClassificationMetrics:
+    """``val_acc``: micro accuracy; ``val_f1``: F1 averaged over the classes seen in targets or predictions."""
+
+    def __init__(self, num_classes: int, device: torch.device | str = "cpu") -> None:
+        self.matrix = ConfusionMatrix(num_classes, device)
 
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
-        preds = predictions(logits)
-        self.accuracy.update(preds, target)
-        self.f1.update(preds, target)
+        self.matrix.update(predictions(logits), target)
 
     def compute(self) -> dict[str, float]:
-        return {"val_acc": self.accuracy.compute().item(), "val_f1": self.f1.compute().item()}
+        tp, fp, fn = self.matrix.stat_scores()
+        total = (tp + fn).sum()
+        f1 = 2 * tp / (2 * tp + fp + fn)  # NaN for a class absent from both: left out of the mean
+        return {"val_acc": (tp.sum() / total).item() if total else 0.0, "val_f1": _nanmean(f1)}
 
 
 class SegmentationMetrics:
     def __init__(self, num_classes: int, device: torch.device | str = "cpu") -> None:
-        from torchmetrics.classification import MulticlassStatScores
-
-        self.stats = MulticlassStatScores(num_classes, average=None, multidim_average="global").to(device)
+        self.matrix = ConfusionMatrix(num_classes, device)
 
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
-        self.stats.update(predictions(logits), target)
+        self.matrix.update(predictions(logits), target)
 
     def compute(self) -> dict[str, float]:
-        tp, fp, tn, fn, _ = self.stats.compute().double().unbind(dim=1)
+        tp, fp, fn = self.matrix.stat_scores()
         foreground = slice(1, None)  # class 0 is the background
         dice = 2 * tp / (2 * tp + fp + fn)
         iou = tp / (tp + fp + fn)
         # A class absent from both predictions and targets is left out of the mean (0/0).
+        pixels = (tp + fn).sum()
         return {
             "val_dice": _nanmean(dice[foreground]),
             "val_iou": _nanmean(iou[foreground]),
-            "val_pixel_acc": (tp.sum() / (tp + fn).sum()).item(),
+            "val_pixel_acc": (tp.sum() / pixels).item() if pixels else 0.0,
         }
 
 
