@@ -12,8 +12,11 @@
 # when OUT is unset): engine_throughput_cuda.json, gpu_packing.json, gpu_check.log,
 # nvidia-smi.txt. Any failure stops the script with a non-zero exit and a FAILED line.
 #
-# Ray, Optuna and pydantic are not on the GPU machine: pack them here first, then carry them:
-#   bash /work/shared/device/pack-python-deps.sh        # writes .devpkgs/site.tar.xz (ignored by git)
+# Ray, Optuna and pydantic are not on the GPU machine, nor scikit-learn (the digits data) and
+# grpcio: pack them here first, then carry them (not yet tried: the archive must stay under
+# the device tool's 64 MiB; scipy is the large one):
+#   bash /work/shared/device/pack-python-deps.sh scikit-learn scipy joblib threadpoolctl grpcio
+#   # writes .devpkgs/site.tar.xz (ignored by git)
 #   device run: command "bash benchmarks/gpu_check.sh", carry [".devpkgs"], timeout_s 600
 # Without .devpkgs only step 1 can run (it needs torch and timm alone); step 2 then fails loudly.
 set -euo pipefail

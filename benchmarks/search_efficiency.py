@@ -23,7 +23,9 @@ first reached ``--target`` (results counted in order of arrival). Target: ASHA
 
 Everything runs in one local Ray instance (loopback only), started here.
 
-    python benchmarks/search_efficiency.py            # the real run (~8 min on 2 CPU cores)
+    python benchmarks/search_efficiency.py --pbt      # the real run (~30 min on 2 CPU cores, most of it PBT)
+    python benchmarks/search_efficiency.py --space wide   # a wide first search (~11 min)
+    python benchmarks/search_efficiency.py --analyze DIR  # re-read the runs a --keep DIR run left
     python benchmarks/search_efficiency.py --quick    # smoke run
 """
 
