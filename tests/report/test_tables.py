@@ -223,3 +223,15 @@ def test_by_must_name_a_parameter_with_a_table(exp):
         analyze(exp, by=("optimizer",))
     with pytest.raises(ValueError, match="--by lr: takes too many values.*choose among freeze_depth, loss"):
         analyze(exp, by=("lr",))
+
+
+def test_the_comparison_shown_first_is_a_choice_of_named_strategies_over_a_choice_of_numbers():
+    from tune_app.report.analysis import _default_colour_by
+    from tune_app.report.parameters import Parameter
+
+    weight_decay = Parameter("weight_decay", "categorical", choices=(0.0, 0.05))
+    loss = Parameter("loss", "categorical", choices=("ce", "focal"))
+    lr = Parameter("lr", "float", low=1e-4, high=1e-2, log=True)
+    assert _default_colour_by([lr, weight_decay, loss], ["weight_decay", "loss"]) == "loss"
+    assert _default_colour_by([lr, weight_decay], ["weight_decay"]) == "weight_decay"
+    assert _default_colour_by([lr], []) is None

@@ -112,10 +112,17 @@ def analyze(experiment_dir: str | Path, by: Sequence[str] = (), importance: bool
         effects=numeric_effects(results, params, metric, mode),
         importance=parameter_importance(results, params, metric, mode) if importance else None,
         two_way=[(by[0], other, *two_way(results, by[0], other, metric, mode)) for other in by[1:]],
-        colour_by=by[0] if by else next((p.name for p in params if p.kind == "categorical"),
-                                        discrete[0] if discrete else None),
+        colour_by=by[0] if by else _default_colour_by(params, discrete),
     )
     return analysis
+
+
+def _default_colour_by(params: Sequence[Parameter], discrete: list[str]) -> str | None:
+    """The comparison shown first: a choice among named strategies (loss, scheduler) over a choice among numbers."""
+    categorical = [p for p in params if p.kind == "categorical"]
+    named = [p for p in categorical if not p.numeric]
+    first = (named or categorical)
+    return first[0].name if first else (discrete[0] if discrete else None)
 
 
 def _check_by(by: Sequence[str], names: list[str], discrete: list[str]) -> None:
