@@ -121,8 +121,8 @@ def _default_colour_by(params: Sequence[Parameter], discrete: list[str]) -> str 
     """The comparison shown first: a choice among named strategies (loss, scheduler) over a choice among numbers."""
     categorical = [p for p in params if p.kind == "categorical"]
     named = [p for p in categorical if not p.numeric]
-    first = (named or categorical)
-    return first[0].name if first else (discrete[0] if discrete else None)
+    candidates = named or categorical
+    return candidates[0].name if candidates else (discrete[0] if discrete else None)
 
 
 def _check_by(by: Sequence[str], names: list[str], discrete: list[str]) -> None:

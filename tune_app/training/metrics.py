@@ -51,14 +51,18 @@ class ConfusionMatrix:
         return tp, matrix.sum(dim=0) - tp, matrix.sum(dim=1) - tp
 
 
-class ClassificationMetrics:
-    """``val_acc``: micro accuracy; ``val_f1``: F1 averaged over the classes seen in targets or predictions."""
+class _ConfusionMetrics:
+    """A task's metrics over one confusion matrix: ``update`` per batch, ``compute`` once."""
 
     def __init__(self, num_classes: int, device: torch.device | str = "cpu") -> None:
         self.matrix = ConfusionMatrix(num_classes, device)
 
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
         self.matrix.update(predictions(logits), target)
+
+
+class ClassificationMetrics(_ConfusionMetrics):
+    """``val_acc``: micro accuracy; ``val_f1``: F1 averaged over the classes seen in targets or predictions."""
 
     def compute(self) -> dict[str, float]:
         tp, fp, fn = self.matrix.stat_scores()
@@ -67,12 +71,8 @@ class ClassificationMetrics:
         return {"val_acc": (tp.sum() / total).item() if total else 0.0, "val_f1": _nanmean(f1)}
 
 
-class SegmentationMetrics:
-    def __init__(self, num_classes: int, device: torch.device | str = "cpu") -> None:
-        self.matrix = ConfusionMatrix(num_classes, device)
-
-    def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
-        self.matrix.update(predictions(logits), target)
+class SegmentationMetrics(_ConfusionMetrics):
+    """``val_dice`` and ``val_iou`` over the foreground classes; ``val_pixel_acc`` over all pixels."""
 
     def compute(self) -> dict[str, float]:
         tp, fp, fn = self.matrix.stat_scores()
