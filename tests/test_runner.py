@@ -59,3 +59,17 @@ def test_asha_budget_follows_the_epochs(finite_spec):
     finite_spec.train.epochs = 6
     scheduler = TRIAL_SCHEDULERS["asha"].factory(finite_spec, {})
     assert scheduler._max_t == 6 and scheduler._time_attr == "training_iteration"
+
+
+def test_asha_defaults_are_ray_defaults_and_options_change_the_rungs(finite_spec):
+    import inspect
+
+    from ray.tune.schedulers import ASHAScheduler
+
+    finite_spec.train.epochs = 9
+    ray_defaults = inspect.signature(ASHAScheduler.__init__).parameters
+    ours = TRIAL_SCHEDULERS["asha"].factory(finite_spec, {})
+    assert ours._reduction_factor == ray_defaults["reduction_factor"].default == 4
+    assert [m for m, _ in ours._brackets[0]._rungs] == [4, 1]  # epochs at which weak trials are stopped
+    custom = TRIAL_SCHEDULERS["asha"].factory(finite_spec, {"grace_period": 2, "reduction_factor": 2})
+    assert [m for m, _ in custom._brackets[0]._rungs] == [8, 4, 2]

@@ -74,7 +74,10 @@ def test_every_search_algorithm_runs_a_real_sweep(alg, tmp_path, digits16, ray_l
     assert len(results) == expected and set(results["status"]) == {"TERMINATED"}, results
     assert results["val_acc"].notna().all()
     assert len(history) == expected  # one epoch each
-    assert sum(line.startswith("trial ") and " done " in line for line in lines) == expected
+    trial_lines = [line for line in lines if line.startswith("trial ")]
+    assert sum(" done " in line for line in trial_lines) == expected
+    # Each trial's line counts the trials ended so far; the last one says all of them.
+    assert [f"({n}/{expected})" in line for n, line in enumerate(trial_lines, 1)] == [True] * expected
     if alg == "grid":
         assert set(zip(results["lr"], results["loss"])) == {(0.003, "ce"), (0.003, "focal"), (0.01, "ce"),
                                                               (0.01, "focal")}
