@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import time
 
 import pandas as pd
 import pytest
@@ -11,6 +13,7 @@ import yaml
 from tune_app.errors import SpecError
 from tune_app.location import Location
 from tune_app.report import load_history, write_reports
+from tune_app.report.results import read_trials
 from tune_app.runner import SEARCH_ALGS, TRIAL_SCHEDULERS, run_sweep
 from tune_app.spec import validate_spec
 from tune_app.training import build_data
@@ -113,6 +116,25 @@ def test_pbt_restores_from_checkpoints_and_mutates_lr(tmp_path, digits16, ray_lo
     # Exploited trials continue with a perturbed lr: the lr column moves within a trial.
     moved = history.groupby("trial_id")["lr"].nunique()
     assert (moved > 1).any()
+
+
+def test_pbt_with_more_trials_than_slots_ends_every_trial_at_its_budget(tmp_path, digits16, ray_local):
+    # A perturbation falls on the last epoch (interval 1) and trials wait for slots: PBT used to
+    # pause a finished trial there and resume it from its last checkpoint, which reported the
+    # last epoch again, forever. The time budget only keeps a regression from hanging the tests.
+    budget_s = 240
+    tune = {"scheduler": {"name": "pbt", "perturbation_interval": 1, "quantile_fraction": 0.5},
+            "search_alg": "random", "num_samples": 6, "time_budget_s": budget_s}
+    started = time.monotonic()
+    spec, results, _, lines = sweep(tmp_path, digits16, "pbt-slots", tune=tune, train={"epochs": 3})
+    assert time.monotonic() - started < budget_s, "the sweep ran into its time budget: a trial never ended"
+    assert len(results) == 6 and set(results["status"]) == {"TERMINATED"}, results
+    assert (results["epochs"] == 3).all()
+    assert sum(" done " in line and "after 3 ep" in line for line in lines) == 6, lines
+    # Each trial reported its last epoch once: the trial ended there, nothing resumed it.
+    for trial in read_trials(tmp_path / "pbt-slots"):
+        reported = [json.loads(line) for line in (trial.directory / "result.json").read_text().splitlines() if line]
+        assert sum(r.get("epoch") == 3 for r in reported) == 1, (trial.trial_id, [r.get("epoch") for r in reported])
 
 
 def test_seeded_random_search_is_reproducible(tmp_path, digits16, ray_local):

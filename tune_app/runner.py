@@ -251,7 +251,7 @@ def _progress_callback_class() -> type:
                 self.echo(self.status(trials))
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            epochs = (trial.last_result or {}).get("training_iteration", 0)
+            epochs = _epochs_trained(trial.last_result or {})
             self._line(trials, trial, "done" if epochs >= self.max_epochs else "stopped")
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -280,7 +280,7 @@ def _progress_callback_class() -> type:
             params = " ".join(f"{k}={_short(config[k])}" for k in self.params if k in config)
             # The count goes on the trial's own line: a status line here would count the trial Ray
             # is about to start in its place as waiting, and floods long sweeps (one per trial).
-            self.echo(f"trial {trial.trial_id} {status:7s} {shown} after {result.get('training_iteration', 0)} ep "
+            self.echo(f"trial {trial.trial_id} {status:7s} {shown} after {_epochs_trained(result)} ep "
                       f"({len(self.ended)}/{self.total}) | {params}")
 
     return Progress
@@ -332,6 +332,11 @@ def _report_refresh_class() -> type:
     return ReportRefresh
 
 
+def _epochs_trained(result: dict[str, Any]) -> int:
+    """The trial's epoch; Ray's training_iteration also counts results repeated after a restore."""
+    return int(result.get("epoch", result.get("training_iteration", 0)) or 0)
+
+
 def _better(value: float, than: float, mode: str) -> bool:
     return value > than if mode == "max" else value < than
 
@@ -362,6 +367,11 @@ def _run_config(spec: "ExperimentSpec", location: Location, echo: Callable[[str]
         verbose=2 if verbose else 0,
         callbacks=[_progress_callback_class()(spec, echo), _report_refresh_class()(spec, location)],
         failure_config=tune.FailureConfig(max_failures=spec.tune.max_failures),
+        # Under PBT a trial whose budget is spent ends here, before PBT sees the result: PBT
+        # would pause it at a perturbation on its last epoch (while other trials wait for a
+        # slot) and resume it from that checkpoint, which reports the last epoch again, and so
+        # on for ever. Not for the others: HyperBand must see the last rung's results itself.
+        stop={"epoch": spec.train.epochs} if spec.tune.scheduler == "pbt" else None,
         # PBT exploits other trials' recent checkpoints: keeping too few breaks its restores.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=max(spec.tune.keep_checkpoints, 4)
                                                 if spec.tune.scheduler == "pbt" else spec.tune.keep_checkpoints),
@@ -400,6 +410,8 @@ def run_sweep(
             num_samples=samples,
             max_concurrent_trials=spec.tune.max_concurrent,
             time_budget_s=spec.tune.time_budget_s,
+            # A reused actor saves a worker start per trial (5x on short trials), but under PBT
+            # (Ray 2.60, function trainables) exploited trials then lost reported epochs.
             reuse_actors=spec.tune.scheduler != "pbt",
         )
         tuner = tune.Tuner(_trainable(spec, data, resources), param_space=param_space, tune_config=tune_config,
