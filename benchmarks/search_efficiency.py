@@ -5,7 +5,7 @@ every strategy, so FIFO and ASHA with random search draw the same configurations
 the same order):
 
 - ``fifo`` + random search: every trial runs the whole budget (the baseline)
-- ``asha`` + random search (tune-app's ASHA: grace 1 epoch, reduction factor 2)
+- ``asha`` + random search (tune-app's ASHA: grace 1 epoch, reduction factor 4)
 - ``hyperband`` + random search (reduction factor 3; needs ``max_concurrent`` unset)
 - ``asha`` + TPE (Optuna, ``n_startup_trials`` 5)
 - ``pbt`` + its random population (only with ``--pbt``)
@@ -123,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ladder", default="0.95,0.97,0.98,0.99",
                         help="further val_acc targets to report trial-epochs for (comma-separated)")
     parser.add_argument("--pbt", action="store_true", help="add PBT (random population)")
+    parser.add_argument("--schedulers", default="fifo,asha,hyperband",
+                        help="trial schedulers run with random search (comma-separated; fifo and asha needed)")
+    parser.add_argument("--no-tpe", action="store_true", help="leave out ASHA + TPE")
     parser.add_argument("--space", choices=sorted(SPACES), default="narrow",
                         help="narrow: most configurations learn (the default); wide: most do not")
     parser.add_argument("--keep", help="keep the experiment directories here instead of a temp dir")
@@ -141,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     from tune_app.cli import main as cli
     from tune_app.report import comparison_text, write_comparison
 
-    groups = list(GROUPS)
+    groups = [(label, args.schedulers if label == "random" else schedulers, overrides)
+              for label, schedulers, overrides in GROUPS if not (args.no_tpe and label == "tpe")]
     if args.pbt:
         groups.append(("pbt", "pbt", []))
     started = time.time()

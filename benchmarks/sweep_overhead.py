@@ -13,7 +13,8 @@ in process, one shared Ray instance (interleaved, the order rotating each repeat
 after an untimed warm-up sweep):
 - tune-app's ``run_sweep`` (what the CLI calls; trials checkpoint every epoch, the default)
 - the bare ``Tuner.fit`` with ``reuse_actors=True``
-- diagnostics: ``run_sweep`` with ``tune.checkpoint_every=0`` (no per-epoch checkpoint)
+- diagnostics: ``run_sweep`` with ``tune.checkpoint_every=0`` (checkpoints only after the
+  last epoch; only with ``--epochs`` > 1, since the last epoch always checkpoints)
 - the bare ``Tuner.fit`` with Ray's default ``reuse_actors=False`` (after the others,
   ``--no-reuse-repeats`` times: it is several times slower)
 
@@ -212,7 +213,7 @@ def in_process(args: argparse.Namespace, work: Path) -> dict[str, list[dict[str,
                                                 os.environ.get("PYTHONPATH", "")])
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     methods = ["run_sweep", "bare reuse_actors=True"]
-    if not args.no_diagnostics:
+    if not args.no_diagnostics and args.epochs > 1:  # at 1 epoch both variants checkpoint once
         methods.append("run_sweep checkpoint_every=0")
     # Ray's default (a fresh actor per trial) is 5x slower here: a reference, run fewer times, after the rest.
     slow = ["bare reuse_actors=False"] * args.no_reuse_repeats
@@ -323,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="in-process repeats of the bare script with Ray's default reuse_actors=False (slow)")
     parser.add_argument("--skip-e2e", action="store_true")
     parser.add_argument("--skip-in-process", action="store_true")
-    parser.add_argument("--no-diagnostics", action="store_true", help="skip the checkpoint_every=0 variant")
+    parser.add_argument("--no-diagnostics", action="store_true", help="skip the checkpoint_every=0 variant (run only with --epochs > 1)")
     parser.add_argument("--out", help="result file (default benchmarks/results/sweep_overhead.json)")
     # the bare script as a subprocess (used by the end-to-end comparison)
     parser.add_argument("--bare-worker", action="store_true", help=argparse.SUPPRESS)
