@@ -101,18 +101,21 @@ def test_every_trial_scheduler_runs_a_real_sweep(scheduler, tmp_path, digits16, 
 
 
 def test_pbt_restores_from_checkpoints_and_mutates_lr(tmp_path, digits16, ray_local):
+    # Six epochs: five perturbations before the last one, which ends the trial without PBT
+    # seeing it (with four epochs a sweep could end without any exploit).
+    epochs = 6
     tune = {"scheduler": {"name": "pbt", "perturbation_interval": 1, "quantile_fraction": 0.5},
             "search_alg": "random", "num_samples": 4}
-    spec, results, history, _ = sweep(tmp_path, digits16, "pbt", tune=tune, train={"epochs": 4})
+    spec, results, history, _ = sweep(tmp_path, digits16, "pbt", tune=tune, train={"epochs": epochs})
     assert len(results) == 4 and set(results["status"]) == {"TERMINATED"}, results
-    assert (results["epochs"] == 4).all()  # PBT stops nobody; it replaces weights and values
+    assert (results["epochs"] == epochs).all()  # PBT stops nobody; it replaces weights and values
     restored = history[history["restored_from_epoch"] > 0]
     assert not restored.empty, "no trial continued from a checkpoint"
     # A restored trial's first epoch after the restore is the one after the checkpoint (or,
     # cloned from a trial that had finished, the last epoch, evaluated once).
     first = restored.groupby("trial_id")["epoch"].min()
     starts = restored.groupby("trial_id")["restored_from_epoch"].min()
-    assert ((first == starts + 1) | ((first == starts) & (first == 4))).all()
+    assert ((first == starts + 1) | ((first == starts) & (first == epochs))).all()
     # Exploited trials continue with a perturbed lr: the lr column moves within a trial.
     moved = history.groupby("trial_id")["lr"].nunique()
     assert (moved > 1).any()
