@@ -108,6 +108,12 @@ def median(values: Iterable[float]) -> float:
     return statistics.median(values) if values else math.nan
 
 
+def median_or_inf(values: Sequence[float]) -> float:
+    """The median of counts where inf means "never got there": inf when the middle value is inf."""
+    ordered = sorted(values)
+    return median(ordered) if ordered and ordered[len(ordered) // 2] < math.inf else math.inf
+
+
 def spread(values: Sequence[float]) -> str:
     """``min..max`` of the repeats, for the tables."""
     values = [v for v in values if v is not None and not math.isnan(v)]

@@ -99,7 +99,7 @@ def ladder(curves: dict[str, list[Any]], targets: list[float]) -> list[dict[str,
         row: dict[str, Any] = {"target": target}
         for strategy, runs in curves.items():
             per_seed = [epochs_to(c, target) for c in runs]
-            row[strategy] = C.median(per_seed) if sorted(per_seed)[len(per_seed) // 2] < math.inf else math.inf
+            row[strategy] = C.median_or_inf(per_seed)
             row[f"{strategy} reached"] = f"{sum(math.isfinite(x) for x in per_seed)}/{len(per_seed)}"
         fifo, asha = row.get("fifo (random)", math.nan), row.get("asha (random)", math.nan)
         row["asha/fifo"] = asha / fifo if math.isfinite(fifo) and fifo > 0 and math.isfinite(asha) else math.nan
@@ -199,8 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             "strategy": strategy, "seeds": len(group), "best_median": float(group["best"].median()),
             "best_per_seed": [float(x) for x in group["best"]], "trial_epochs_median": totals[strategy],
             "reached": f"{int(group['reached'].sum())}/{len(group)}",
-            "epochs_to_target_median": C.median(to_target) if sorted(to_target)[len(to_target) // 2] < math.inf
-            else math.inf,
+            "epochs_to_target_median": C.median_or_inf(to_target),
             "epochs_to_target_per_seed": to_target,
             "trial_seconds_median": float(group["trial_seconds"].median()),
             "wall_seconds_median": float(group["wall_seconds"].median()),

@@ -50,6 +50,11 @@ class ConfusionMatrix:
         tp = matrix.diagonal()
         return tp, matrix.sum(dim=0) - tp, matrix.sum(dim=1) - tp
 
+    def accuracy(self) -> float:
+        """Share of all counted samples (or pixels) predicted right; 0 when nothing was counted."""
+        total = self.counts.sum()
+        return (self.counts.view(self.num_classes, self.num_classes).trace().double() / total).item() if total else 0.0
+
 
 class _ConfusionMetrics:
     """A task's metrics over one confusion matrix: ``update`` per batch, ``compute`` once."""
@@ -66,9 +71,8 @@ class ClassificationMetrics(_ConfusionMetrics):
 
     def compute(self) -> dict[str, float]:
         tp, fp, fn = self.matrix.stat_scores()
-        total = (tp + fn).sum()
         f1 = 2 * tp / (2 * tp + fp + fn)  # NaN for a class absent from both: left out of the mean
-        return {"val_acc": (tp.sum() / total).item() if total else 0.0, "val_f1": _nanmean(f1)}
+        return {"val_acc": self.matrix.accuracy(), "val_f1": _nanmean(f1)}
 
 
 class SegmentationMetrics(_ConfusionMetrics):
@@ -80,11 +84,10 @@ class SegmentationMetrics(_ConfusionMetrics):
         dice = 2 * tp / (2 * tp + fp + fn)
         iou = tp / (tp + fp + fn)
         # A class absent from both predictions and targets is left out of the mean (0/0).
-        pixels = (tp + fn).sum()
         return {
             "val_dice": _nanmean(dice[foreground]),
             "val_iou": _nanmean(iou[foreground]),
-            "val_pixel_acc": (tp.sum() / pixels).item() if pixels else 0.0,
+            "val_pixel_acc": self.matrix.accuracy(),
         }
 
 
