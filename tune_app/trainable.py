@@ -18,9 +18,9 @@ import ray
 import torch
 from ray import tune
 
-from .report.results import trial_params
 from .training import METRICS, DataBundle, DivergedError, TrainConfig, TrainingRun
 from .training.schedulers import current_lr
+from .trial_result import EPOCH, FAILURE, NODE_ID, RESTORED_FROM_EPOCH, failure_result, trial_params
 
 STATE_FILE = "state.pt"
 
@@ -51,12 +51,12 @@ def train_trial(
         # Restored with the budget spent (PBT cloned a finished trial, or Ray restarted one
         # whose last results it had not yet taken in): nothing is left to train, but the
         # trial's history must end at that epoch, with what these weights score.
-        tune.report({"epoch": run.epoch, **run.evaluate(), "lr": current_lr(run.optimizer),
-                     "restored_from_epoch": restored_from, "node_id": node})
+        tune.report({EPOCH: run.epoch, **run.evaluate(), "lr": current_lr(run.optimizer),
+                     RESTORED_FROM_EPOCH: restored_from, NODE_ID: node})
         return
     for metrics in _epochs_or_failure(run):
-        metrics = {**metrics, "restored_from_epoch": restored_from, "node_id": node}
-        if "failure" in metrics:
+        metrics = {**metrics, RESTORED_FROM_EPOCH: restored_from, NODE_ID: node}
+        if FAILURE in metrics:
             tune.report(metrics)  # ends the trial: retrying a diverged or out-of-memory run would fail again
             return
         last = run.epoch == run.config.epochs
@@ -69,11 +69,10 @@ def train_trial(
 
 
 def _epochs_or_failure(run: TrainingRun) -> Iterator[dict[str, Any]]:
-    """The run's epochs; a diverging loss or an out-of-memory error ends them with a ``failure`` result.
+    """The run's epochs; a diverging loss or an out-of-memory error ends them with a failure result.
 
-    The result carries every metric as NaN (Tune needs the objective in each result;
-    NaN ranks last and Optuna records the trial as failed) and the reason, e.g.
-    ``"oom: out of memory at batch_size 256 with amp bf16"``, which the reports show.
+    The result carries every metric as NaN and the reason, e.g. ``"oom: out of memory at
+    batch_size 256 with amp bf16"``, which the reports show (see ``trial_result``).
     """
     config = run.config
     try:
@@ -85,5 +84,4 @@ def _epochs_or_failure(run: TrainingRun) -> Iterator[dict[str, Any]]:
         reason = f"oom: out of memory at batch_size {config.batch_size} with amp {config.amp} ({str(exc)[:200]})"
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-    nan = float("nan")
-    yield {"epoch": run.epoch + 1, **{metric: nan for metric in METRICS[config.task]}, "failure": reason}
+    yield failure_result(run.epoch + 1, METRICS[config.task], reason)

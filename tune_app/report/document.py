@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 import pandas as pd
 
+from ..trial_result import FAILED_STATUSES
 from .analysis import Analysis, is_missing
 from .formatting import duration, fmt, mean_std, percent, value_range
 from .importance import SEED
-from .results import FAILED_STATUSES
 
 
 @dataclass

@@ -25,11 +25,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
+from ..trial_result import FAILED_STATUSES, epoch_of
 from .analysis import Analysis, is_missing
 from .formatting import fmt
 from .tables import compare_values, scored, stopped_early
 from .timeline import best_so_far
-from .results import FAILED_STATUSES
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94"]
@@ -86,7 +86,7 @@ def learning_curves(a: Analysis) -> str:
     ax = fig.add_subplot()
     best = a.overview.best_trial
     for trial in a.trials:
-        points = [(r.get("epoch", r.get("training_iteration")), r.get(a.metric)) for r in trial.history]
+        points = [(epoch_of(r), r.get(a.metric)) for r in trial.history]
         points = [(e, v) for e, v in points if isinstance(v, (int, float)) and math.isfinite(v)]
         if not points:
             continue

@@ -22,28 +22,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-# Keys Ray adds to every reported result; everything else is a metric of ours.
-RAY_RESULT_KEYS = frozenset({
-    "timestamp", "checkpoint_dir_name", "should_checkpoint", "done", "training_iteration", "trial_id", "date",
-    "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "config", "time_since_restore",
-    "iterations_since_restore", "experiment_tag",
-})
-
-
-# Statuses of trials that ended without a usable result: Ray's ERROR, and the ones
-# tune-app records itself when a trial stops on a diverging loss or out of memory.
-FAILED_STATUSES = ("ERROR", "DIVERGED", "OOM")
-
-# PBT needs Ray's own variant generator, which cannot express a conditional space:
-# there each trial's flat config travels under this one key.
-POINT_KEY = "params"
-
-
-def trial_params(config: dict[str, Any]) -> dict[str, Any]:
-    """A trial's flat searched parameters, whichever way the search algorithm delivered them."""
-    inner = config.get(POINT_KEY)
-    return dict(inner) if isinstance(inner, dict) and len(config) == 1 else dict(config)
-
+from ..trial_result import FAILURE, RAY_RESULT_KEYS, epoch_of, failure_status, trial_params
 
 @dataclass
 class TrialRecord:
@@ -125,7 +104,7 @@ def _finished(history: list[dict[str, Any]], budget: int | None) -> bool:
     if not history:
         return False
     last = history[-1]
-    return bool(last.get("done")) or bool(budget and (_epoch_of(last) or 0) >= budget)
+    return bool(last.get("done")) or bool(budget and (epoch_of(last) or 0) >= budget)
 
 
 def _read_trial(trial_id: str | None, status: str | None, config: dict | None, directory: Path | None,
@@ -150,9 +129,9 @@ def _read_trial(trial_id: str | None, status: str | None, config: dict | None, d
         trial_id = history[-1]["trial_id"] if history else (directory.name if directory else "?")
     if status is None:
         status = "ERROR" if error else ("TERMINATED" if _finished(history, budget) else "UNKNOWN")
-    failure = history[-1].get("failure") if history else None
+    failure = history[-1].get(FAILURE) if history else None
     if failure and status != "ERROR":  # the trainable ended the trial itself: "diverged: ..." / "oom: ..."
-        status, error = failure.split(":", 1)[0].upper(), failure
+        status, error = failure_status(failure), failure
     return TrialRecord(trial_id, status, trial_params(config or {}), _latest_per_epoch(history), error, directory)
 
 
@@ -160,13 +139,9 @@ def _latest_per_epoch(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One result per epoch, the last reported: a trial restarted from a checkpoint repeats epochs."""
     by_epoch: dict[Any, dict[str, Any]] = {}
     for result in history:
-        by_epoch.pop(_epoch_of(result), None)  # re-insert: the newest report decides the order too
-        by_epoch[_epoch_of(result)] = result
+        by_epoch.pop(epoch_of(result), None)  # re-insert: the newest report decides the order too
+        by_epoch[epoch_of(result)] = result
     return list(by_epoch.values())
-
-
-def _epoch_of(result: dict[str, Any]) -> Any:
-    return result.get("epoch", result.get("training_iteration"))
 
 
 def _error_summary(text: str) -> str:
@@ -199,7 +174,7 @@ def results_frame(trials: list[TrialRecord], metric: str, mode: str) -> pd.DataF
         row = {
             "trial_id": trial.trial_id,
             "status": trial.status,
-            "epochs": max((_epoch_of(r) or 0 for r in trial.history), default=0),
+            "epochs": max((epoch_of(r) or 0 for r in trial.history), default=0),
             metric: trial.best(metric, mode),
             **{name: trial.config.get(name) for name in params},
             "time_total_s": last.get("time_total_s"),
@@ -216,7 +191,7 @@ def history_frame(trials: list[TrialRecord]) -> pd.DataFrame:
     for trial in trials:
         for result in trial.history:
             metrics = {k: v for k, v in result.items() if k not in RAY_RESULT_KEYS}
-            metrics.setdefault("epoch", result.get("training_iteration"))
+            metrics["epoch"] = epoch_of(result)
             rows.append({"trial_id": trial.trial_id, **metrics, "time_total_s": result.get("time_total_s")})
     frame = pd.DataFrame(rows)
     if frame.empty:

@@ -20,8 +20,8 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from ..trial_result import FAILED_STATUSES
 from .parameters import Parameter
-from .results import FAILED_STATUSES
 
 VALUE_COLUMNS = ["trials", "best", "mean", "std", "median", "mean_epochs", "stopped_early", "failed"]
 EFFECT_COLUMNS = ["parameter", "scale", "trials", "spearman", "better", "top_trials", "best_low", "best_high",

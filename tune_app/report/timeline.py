@@ -26,7 +26,8 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from .results import FAILED_STATUSES, TrialRecord
+from ..trial_result import FAILED_STATUSES, epoch_of
+from .results import TrialRecord
 
 COLUMNS = ["trial_id", "status", "epoch", "time", "seconds", "value"]
 
@@ -55,7 +56,7 @@ def timeline(trials: Sequence[TrialRecord], metric: str) -> pd.DataFrame:
             value = _number(line.get(metric))
             rows.append({
                 "trial_id": trial.trial_id, "status": trial.status,
-                "epoch": line.get("epoch", line.get("training_iteration")),
+                "epoch": epoch_of(line),
                 "time": anchor + since if anchor is not None and since is not None else math.nan,
                 "seconds": seconds, metric: math.nan if value is None else value, "_order": order,
             })
