@@ -19,19 +19,16 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from tune_app.training.data import DataConfig, build_data
+from tune_app.training.freeze import check_freeze_depth, freeze, stage_count, stage_plan
 from tune_app.training.models import (
     MODEL_SOURCES,
     PretrainedWeightsError,
-    check_freeze_depth,
     check_model_name,
     count_parameters,
     create_model,
-    freeze,
     output_channels,
     resolve_pretrained,
-    stage_count,
     stage_count_for,
-    stage_plan,
 )
 
 SEG = "segmentation"

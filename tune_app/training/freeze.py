@@ -30,7 +30,6 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import numbers
 import re
 from dataclasses import dataclass
@@ -38,7 +37,9 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
+
+from .meta import build_light
+from .tv_segmentation import TorchvisionSegmentation
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,6 @@ class StagePlan:
 # ------------------------------------------------------------------ public API
 def stage_plan(model: nn.Module) -> StagePlan:
     """Split ``model``'s tensors into stem, stages and head (see the module docs)."""
-    from .models import TorchvisionSegmentation
-
     names = _tensor_names(model)
     if isinstance(model, TorchvisionSegmentation):
         stem, stages = _torchvision_backbone(model.model.backbone, "model.backbone.")
@@ -130,56 +129,6 @@ def freeze(model: nn.Module, depth: int | str, bn_eval: bool = True, *, name: st
             param.requires_grad_(False)
     if bn_eval:
         _freeze_batch_norms(model, frozen)
-
-
-@functools.lru_cache(maxsize=256)
-def stage_count_for(name: str, *, task: str = "classification", encoder: str | None = None) -> int:
-    """The stage count of model ``name``, without allocating its weights (for the spec layer).
-
-    The model is built on the ``meta`` device (no memory, no initialization): a few
-    milliseconds for most models, under a second for the largest.
-
-    Example:
-        >>> stage_count_for("torchvision/resnet50")
-        4
-    """
-    return stage_count(_skeleton(name, task, encoder))
-
-
-@functools.lru_cache(maxsize=32)
-def parameter_count_for(name: str, *, task: str = "classification", encoder: str | None = None) -> int:
-    """The number of parameters of model ``name`` (with a 2-class head), without allocating them."""
-    return sum(p.numel() for p in _skeleton(name, task, encoder).parameters())
-
-
-def _skeleton(name: str, task: str, encoder: str | None) -> nn.Module:
-    from .models import create_model
-
-    return _build_light(functools.partial(create_model, name, 2, 3, False, task=task, encoder=encoder))
-
-
-def _build_light(build: Callable[[], nn.Module]) -> nn.Module:
-    """``build()`` with its weights on the meta device where it can, else on the CPU."""
-    try:
-        with torch.device("meta"):
-            return build()
-    except (NotImplementedError, RuntimeError):
-        pass  # a builder that reads tensor values (torchvision's regnet widths) cannot run on meta
-    try:
-        with _ParametersOnMeta():
-            return build()
-    except (NotImplementedError, RuntimeError):
-        return build()
-
-
-class _ParametersOnMeta(TorchFunctionMode):
-    """Create ``torch.empty`` tensors (parameters) on meta; small computations stay real."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        kwargs = dict(kwargs or {})
-        if func is torch.empty and kwargs.get("device") is None:
-            kwargs["device"] = "meta"
-        return func(*args, **kwargs)
 
 
 # ------------------------------------------------------------------ helpers
@@ -272,7 +221,7 @@ def _smp_plan(model: nn.Module, names: Sequence[str]) -> StagePlan:
                          f"tune-app builds smp models over timm encoders (tu-<name>)")
     import timm
 
-    reference = _build_light(lambda: timm.create_model(arch))  # the classifier the encoder was cut from
+    reference = build_light(lambda: timm.create_model(arch))  # the classifier the encoder was cut from
     reference_names = _tensor_names(reference)
     # features_only nets keep timm's names, or flatten a top-level Sequential: stages.0 -> stages_0
     prefix = "encoder.model."
