@@ -13,7 +13,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from tune_app.training.data import DATA_TASKS, DATASETS, DataConfig, build_data, generate_shapes
+from tune_app.training.data import DATASETS, DataConfig, build_data, generate_shapes
+from tune_app.training.tasks import TASKS
 
 HALF = (0.5, 0.5, 0.5)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -83,12 +84,12 @@ def test_digits_augment_training_images_only():
 @pytest.mark.parametrize("name", list(DATASETS))
 def test_every_dataset_declares_tasks_help_and_a_normalization(name):
     info = DATASETS[name]
-    assert info.tasks and set(info.tasks) <= set(DATA_TASKS)
+    assert info.tasks and set(info.tasks) <= set(TASKS)
     assert info.help and len(info.mean) == len(info.std) == 3
 
 
 def test_unknown_dataset_is_an_error():
-    with pytest.raises(ValueError, match="unknown dataset 'mnist'; known: digits, shapes, folder"):
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'; valid: digits, shapes, folder"):
         build_data(DataConfig(dataset="mnist"))
 
 
@@ -97,7 +98,7 @@ def test_unknown_dataset_is_an_error():
                                "datasets for segmentation: shapes, folder"),
     ("shapes", "classification", "dataset 'shapes' supports segmentation, not classification; "
                                  "datasets for classification: digits, folder"),
-    ("digits", "detection", "unknown task 'detection'; known: classification, segmentation"),
+    ("digits", "detection", "unknown task 'detection' .*; valid: classification, segmentation"),
 ], ids=["digits-segmentation", "shapes-classification", "unknown-task"])
 def test_a_task_the_dataset_does_not_support_is_an_error(dataset, task, message):
     with pytest.raises(ValueError, match=message):

@@ -297,7 +297,7 @@ def test_one_channel_head_equals_two_channel_head_with_logits_zero_and_z(config)
 
 # ---------------------------------------------------------------- errors
 def test_unknown_loss_is_an_error_listing_the_known_names():
-    with pytest.raises(ValueError, match="unknown loss 'dice2'; known: ce, bce, focal, dice, dice_bce, iou, mse"):
+    with pytest.raises(ValueError, match="unknown loss 'dice2' \\(did you mean 'dice'\\?\\); valid: ce, bce, focal, dice, dice_bce, iou, mse"):
         create_loss({"name": "dice2"}, "classification", 3)
 
 

@@ -170,13 +170,13 @@ def test_every_declared_parameter_is_accepted_by_its_factory(name, key, value):
 
 
 def test_unknown_scheduler_is_an_error_that_lists_the_known_names():
-    with pytest.raises(ValueError, match="unknown scheduler 'cosin'; known: none, step, multistep") as info:
+    with pytest.raises(ValueError, match="unknown scheduler 'cosin' \\(did you mean 'cosine'\\?\\); valid: none, step, multistep") as info:
         create_scheduler({"name": "cosin"}, sgd(), Budget(2, 2))
     assert all(name in str(info.value) for name in SCHEDULERS)
 
 
 def test_unknown_or_bad_parameter_is_an_error_that_names_it():
-    with pytest.raises(ValueError, match="'step' has no parameter 'gama'; its parameters: step_size, gamma, warmup"):
+    with pytest.raises(ValueError, match=r"'step' has no parameter 'gama' \(did you mean 'gamma'\?\); its parameters: step_size, gamma, warmup"):
         create_scheduler({"name": "step", "gama": 0.5}, sgd(), Budget(2, 2))
     with pytest.raises(ValueError, match=r"scheduler 'step': gamma must be <= 1.0, got 2.0"):
         create_scheduler({"name": "step", "gamma": 2}, sgd(), Budget(2, 2))
@@ -531,8 +531,8 @@ def test_chained_rejects_a_family_it_cannot_chain(name):
 
 
 @pytest.mark.parametrize("items, message", [
-    pytest.param([{"name": "cosin"}], f"item 0: unknown scheduler 'cosin'; chainable: {CHAINABLE}", id="unknown"),
-    pytest.param([{"name": "step", "gama": 0.5}], r"item 0 \(step\) has no parameter 'gama'; its parameters: "
+    pytest.param([{"name": "cosin"}], rf"item 0: unknown scheduler 'cosin' \(did you mean 'cosine'\?\); valid: {CHAINABLE} \(the chainable ones\)", id="unknown"),
+    pytest.param([{"name": "step", "gama": 0.5}], r"item 0 \(step\) has no parameter 'gama' \(did you mean 'gamma'\?\); its parameters: "
                                                   "step_size, gamma$", id="unknown-param"),
     pytest.param(["cosine", {"name": "step", "gamma": 2}], r"item 1 \(step\): gamma must be <= 1.0, got 2",
                  id="bad-value"),

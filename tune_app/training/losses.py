@@ -26,7 +26,6 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -34,9 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .params import Param, fraction, non_negative, positive
-
-TASKS = ("classification", "segmentation")
+from .params import Param, check_options, fraction, non_negative, positive, unknown_name
+from .tasks import TASKS
 
 
 @dataclass(frozen=True)
@@ -287,17 +285,7 @@ def create_loss(config: dict[str, Any], task: str, num_classes: int) -> nn.Modul
     name = kwargs.pop("name")
     info = LOSSES.get(name)
     if info is None:
-        raise ValueError(f"unknown loss {name!r}; known: {', '.join(LOSSES)}")
+        raise ValueError(unknown_name(name, LOSSES, "loss"))
     if task not in info.tasks:
         raise ValueError(f"loss {name!r} does not apply to task {task!r}; it supports {', '.join(info.tasks)}")
-    for key, value in kwargs.items():
-        if key not in info.params:
-            close = difflib.get_close_matches(key, list(info.params), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            known = ", ".join(info.params) or "none"
-            raise ValueError(f"loss {name!r} has no parameter {key!r}{hint}; its parameters: {known}")
-        try:
-            kwargs[key] = info.params[key].check(value)
-        except ValueError as exc:
-            raise ValueError(f"loss {name!r}: {key} {exc}") from None
-    return info.factory(**kwargs)
+    return info.factory(**check_options(f"loss {name!r}", info.params, kwargs))

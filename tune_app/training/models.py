@@ -12,7 +12,8 @@ Sources (``MODEL_SOURCES``):
 
 Pretrained weights are never fetched by the libraries themselves: ``pretrained=True`` finds
 the library's weights file in its cache (see :mod:`.weights`), a path names a file, and
-both are loaded by name and shape. Freezing lives in :mod:`.freeze`.
+both are loaded by name and shape. Freezing lives in :mod:`.freeze` (which never imports
+this module).
 
 Example:
     >>> import torch
@@ -26,7 +27,6 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import functools
 import os
 import sys
@@ -37,7 +37,11 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .freeze import StagePlan, check_freeze_depth, freeze, stage_count, stage_count_for, stage_plan
+from .freeze import stage_count, stage_plan
+from .meta import build_light
+from .params import close_matches, unknown_name
+from .tasks import TASKS
+from .tv_segmentation import TorchvisionSegmentation
 from .weights import (
     LoadResult,
     PretrainedWeightsError,
@@ -48,27 +52,20 @@ from .weights import (
 
 __all__ = [
     "MODEL_SOURCES",
-    "TASKS",
     "LoadResult",
     "ModelInfo",
     "ModelSource",
     "PretrainedWeightsError",
-    "StagePlan",
-    "TorchvisionSegmentation",
-    "check_freeze_depth",
     "check_model_name",
     "count_parameters",
     "create_model",
-    "freeze",
     "output_channels",
+    "parameter_count_for",
     "resolve_pretrained",
     "split_model_name",
-    "stage_count",
     "stage_count_for",
-    "stage_plan",
 ]
 
-TASKS = ("classification", "segmentation")
 
 
 @dataclass(frozen=True)
@@ -122,7 +119,7 @@ def output_channels(task: str, num_classes: int) -> int:
         if num_classes < 2:
             raise ValueError(f"segmentation num_classes counts the background and must be >= 2, got {num_classes}")
         return 1 if num_classes == 2 else num_classes
-    raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    raise ValueError(unknown_name(task, TASKS, "task"))
 
 
 # ------------------------------------------------------------------ timm
@@ -162,17 +159,6 @@ def _timm_filter(state: dict, model: nn.Module) -> dict:
 
 
 # ------------------------------------------------------------------ torchvision
-class TorchvisionSegmentation(nn.Module):
-    """A torchvision segmentation model returning its ``out`` logits instead of a dict."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)["out"]
-
-
 @functools.lru_cache(maxsize=None)
 def _torchvision_lists() -> dict[str, tuple[str, ...]]:
     import torchvision
@@ -287,7 +273,7 @@ def split_model_name(name: str) -> tuple[str, str]:
 
 
 def _did_you_mean(word: str, choices: list[str], prefix: str = "") -> str:
-    close = difflib.get_close_matches(word, choices, n=5, cutoff=0.6)
+    close = close_matches(word, choices, n=5, cutoff=0.6)
     return f"; did you mean {', '.join(prefix + c for c in close)}?" if close else ""
 
 
@@ -419,3 +405,27 @@ def create_model(
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Parameter elements of ``model``, or only those that will train."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+@functools.lru_cache(maxsize=256)
+def stage_count_for(name: str, *, task: str = "classification", encoder: str | None = None) -> int:
+    """The stage count of model ``name``, without allocating its weights (for the spec layer).
+
+    The model is built on the ``meta`` device (no memory, no initialization): a few
+    milliseconds for most models, under a second for the largest.
+
+    Example:
+        >>> stage_count_for("torchvision/resnet50")
+        4
+    """
+    return stage_count(_skeleton(name, task, encoder))
+
+
+@functools.lru_cache(maxsize=32)
+def parameter_count_for(name: str, *, task: str = "classification", encoder: str | None = None) -> int:
+    """The number of parameters of model ``name`` (with a 2-class head), without allocating them."""
+    return sum(p.numel() for p in _skeleton(name, task, encoder).parameters())
+
+
+def _skeleton(name: str, task: str, encoder: str | None) -> nn.Module:
+    return build_light(functools.partial(create_model, name, 2, 3, False, task=task, encoder=encoder))

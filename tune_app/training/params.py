@@ -5,6 +5,9 @@ loss, scheduler or optimizer, or of one top-level knob (``lr``, ``amp``, ...). T
 spec layer checks every fixed value and both ends of every searched range against
 it, so a bad YAML value is rejected before any trial starts, with the reason.
 
+Registry entries' options are checked by one function, :func:`check_options`, and
+unknown names get one wording, :func:`unknown_name` (with a "did you mean").
+
 Example:
     >>> Param(float, low=0.0, high=1.0).check(0.25)
     0.25
@@ -12,13 +15,18 @@ Example:
     Traceback (most recent call last):
     ...
     ValueError: must be > 0.0, got 0.0
+    >>> check_options("loss 'focal'", {"gamma": Param(float, low=0)}, {"gama": 2})
+    Traceback (most recent call last):
+    ...
+    tune_app.training.params.OptionError: loss 'focal' has no parameter 'gama' (did you mean 'gamma'?); its parameters: gamma
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Mapping, Protocol
 
 
 @dataclass(frozen=True)
@@ -130,3 +138,79 @@ def fraction(low_open: bool = False, high_open: bool = False, help: str = "") ->
 def one_of(*choices: str, coerce: Callable[[Any], Any] | None = None, help: str = "") -> Param:
     """A string from a fixed set."""
     return Param(str, choices=tuple(choices), coerce=coerce, help=help)
+
+
+# ------------------------------------------------------------ checking options
+class Schema(Protocol):
+    """What :func:`check_options` needs of a parameter: :class:`Param`, or a duck-typed equal."""
+
+    def check(self, value: Any) -> Any: ...
+
+    def describe(self) -> str: ...
+
+
+def close_matches(word: Any, known: Iterable[Any], n: int = 1, cutoff: float = 0.5) -> list[str]:
+    """The entries of ``known`` closest to ``word`` (as text), best first."""
+    return difflib.get_close_matches(str(word), [str(k) for k in known], n=n, cutoff=cutoff)
+
+
+def did_you_mean(word: Any, known: Iterable[Any]) -> str:
+    """`` (did you mean 'gamma'?)`` for the closest entry of ``known``, or an empty string."""
+    close = close_matches(word, known)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def unknown_name(word: Any, known: Iterable[Any], what: str = "name") -> str:
+    """The one wording of an unknown name: ``unknown name 'x' (did you mean 'y'?); valid: a, b``.
+
+    Example:
+        >>> unknown_name("adamm", ["sgd", "adam", "adamw"])
+        "unknown name 'adamm' (did you mean 'adam'?); valid: sgd, adam, adamw"
+    """
+    known = [str(k) for k in known]
+    return f"unknown {what} {word!r}{did_you_mean(word, known)}; valid: {', '.join(known)}"
+
+
+def unknown_option(owner: str, key: Any, known: Iterable[Any], what: str = "parameter") -> str:
+    """``<owner> has no parameter 'k' (did you mean ...?); its parameters: a, b`` (or ``none``)."""
+    known = [str(k) for k in known]
+    return f"{owner} has no {what} {key!r}{did_you_mean(key, known)}; its {what}s: {', '.join(known) or 'none'}"
+
+
+class OptionError(ValueError):
+    """An option that :func:`check_options` rejected.
+
+    Attributes:
+        key: The option's name.
+        unknown: Whether the owner has no such option (else its value is invalid).
+        reason: The message without the owner and key, for callers that name the key in a path.
+    """
+
+    def __init__(self, message: str, key: str, unknown: bool, reason: str) -> None:
+        super().__init__(message)
+        self.key, self.unknown, self.reason = key, unknown, reason
+
+
+def check_options(owner: str, schema: Mapping[str, Schema], values: Mapping[str, Any],
+                  what: str = "parameter") -> dict[str, Any]:
+    """Each of ``values`` checked against its entry of ``schema``, in canonical form.
+
+    Args:
+        owner: Who takes the options, for messages: ``loss 'focal'``, ``'asha'``.
+        schema: Option name -> :class:`Param` (or anything with ``check``).
+        values: The given options.
+        what: What an option is called in messages (``parameter``, ``option``).
+
+    Raises:
+        OptionError: For the first unknown option or invalid value.
+    """
+    checked = {}
+    for key, value in values.items():
+        if key not in schema:
+            message = unknown_option(owner, key, schema, what)
+            raise OptionError(message, key, True, message)
+        try:
+            checked[key] = schema[key].check(value)
+        except ValueError as exc:
+            raise OptionError(f"{owner}: {key} {exc}", key, False, str(exc)) from None
+    return checked

@@ -48,10 +48,11 @@ import torch
 from torch.optim import Optimizer
 from torch.optim import lr_scheduler as lrs
 
-from .params import Param, fraction, non_negative, one_of, positive
+from .params import Param, check_options, fraction, non_negative, one_of, positive, unknown_name
+from .tasks import METRICS
 
-# Metrics a plateau schedule may watch (the union over tasks; see config.METRICS).
-MONITORS = ("val_loss", "val_acc", "val_f1", "val_dice", "val_iou", "train_loss")
+# Metrics a plateau schedule may watch: the union over tasks.
+MONITORS = tuple(dict.fromkeys(m for metrics in METRICS.values() for m in metrics))
 WARMUP_START_FACTOR = 0.1
 
 
@@ -391,19 +392,6 @@ def _increasing(value: Any) -> Any:
     return value
 
 
-def _check_params(where: str, schema: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
-    """Each value in canonical form, or ValueError naming the bad key and the valid ones."""
-    checked = {}
-    for key, value in params.items():
-        if key not in schema:
-            raise ValueError(f"{where} has no parameter {key!r}; its parameters: {', '.join(schema) or 'none'}")
-        try:
-            checked[key] = schema[key].check(value)
-        except ValueError as exc:
-            raise ValueError(f"{where}: {key} {exc}") from None
-    return checked
-
-
 def _why_not_chainable(name: str, info: SchedulerInfo) -> str:
     if info.per_step:
         return "it steps every batch, while the chain steps every epoch"
@@ -441,7 +429,7 @@ class ChainSchema:
         name = params.pop("name")
         info = SCHEDULERS.get(name)
         if info is None:
-            raise ValueError(f"item {i}: unknown scheduler {name!r}; chainable: {', '.join(_chainable())}")
+            raise ValueError(f"item {i}: {unknown_name(name, _chainable(), 'scheduler')} (the chainable ones)")
         if not info.chainable:
             raise ValueError(f"item {i}: {name!r} cannot be chained ({_why_not_chainable(name, info)}); "
                              f"chainable: {', '.join(_chainable())}")
@@ -453,7 +441,7 @@ class ChainSchema:
                 raise ValueError(f"item {i} ({name}): {key} must be a fixed value inside chained, got {value!r}; "
                                  f"to search, write choice: over whole schedulers lists")
         own = {k: p for k, p in info.params.items() if k not in WARMUP_PARAMS}
-        return {"name": name, **_check_params(f"item {i} ({name})", own, params)}
+        return {"name": name, **check_options(f"item {i} ({name})", own, params)}
 
     def describe(self) -> str:
         return f"a list of schedulers to multiply, each a name or {{name: ..., params}}, from {', '.join(_chainable())}"
@@ -573,8 +561,8 @@ def create_scheduler(config: Mapping[str, Any], optimizer: Optimizer, budget: Bu
     name = params.pop("name", None)
     info = SCHEDULERS.get(name)  # type: ignore[arg-type]
     if info is None:
-        raise ValueError(f"unknown scheduler {name!r}; known: {', '.join(SCHEDULERS)}")
-    params = _check_params(f"scheduler {name!r}", info.params, params)
+        raise ValueError(unknown_name(name, SCHEDULERS, "scheduler"))
+    params = check_options(f"scheduler {name!r}", info.params, params)
     warmup = params.pop("warmup_epochs", 0)
     start_factor = params.pop("warmup_start_factor", WARMUP_START_FACTOR)
     if warmup >= budget.epochs:

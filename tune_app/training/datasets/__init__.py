@@ -5,7 +5,7 @@ The public API is re-exported by :mod:`tune_app.training.data`.
 
 from __future__ import annotations
 
-from ._base import DATA_TASKS, DataBundle, DataConfig, DatasetInfo
+from ._base import DataBundle, DataConfig, DatasetInfo
 from ._folder import FolderImages, FolderMasks
 from ._memory import ImageMasks, ImageTensors
 from ._registry import DATASETS, build_data, check_data
@@ -14,7 +14,6 @@ from ._transforms import PairTransform, timm_transform
 
 __all__ = [
     "DATASETS",
-    "DATA_TASKS",
     "DataBundle",
     "DataConfig",
     "DatasetInfo",

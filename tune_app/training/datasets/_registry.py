@@ -8,7 +8,9 @@ Example:
 
 from __future__ import annotations
 
-from ._base import DATA_TASKS, DataBundle, DataConfig, DatasetInfo
+from ..params import unknown_name
+from ..tasks import TASKS
+from ._base import DataBundle, DataConfig, DatasetInfo
 from ._folder import IMAGENET_MEAN, IMAGENET_STD, build_folder
 from ._memory import build_digits
 from ._shapes import build_shapes
@@ -27,9 +29,9 @@ def check_data(config: DataConfig) -> DatasetInfo:
     """The registry entry of ``config.dataset``, if it supports ``config.task``; else ValueError."""
     info = DATASETS.get(config.dataset)
     if info is None:
-        raise ValueError(f"unknown dataset {config.dataset!r}; known: {', '.join(DATASETS)}")
-    if config.task not in DATA_TASKS:
-        raise ValueError(f"unknown task {config.task!r}; known: {', '.join(DATA_TASKS)}")
+        raise ValueError(unknown_name(config.dataset, DATASETS, "dataset"))
+    if config.task not in TASKS:
+        raise ValueError(unknown_name(config.task, TASKS, "task"))
     if config.task not in info.tasks:
         fits = [name for name, other in DATASETS.items() if config.task in other.tasks]
         raise ValueError(f"dataset {config.dataset!r} supports {' and '.join(info.tasks)}, not {config.task}; "
