@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
 from tune_app.errors import SpecError
-from tune_app.runner import SEARCH_ALGS, TRIAL_SCHEDULERS
+from tune_app.strategies import SEARCH_ALGS, TRIAL_SCHEDULERS
 from tune_app.space import DISTRIBUTIONS
 from tune_app.spec import ExperimentSpec, apply_override, load_spec, validate_spec
 from tune_app.training import KNOBS, METRICS, TASKS

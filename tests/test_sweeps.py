@@ -14,8 +14,9 @@ from tune_app.errors import SpecError
 from tune_app.location import Location
 from tune_app.report import load_history, write_reports
 from tune_app.report.results import read_trials
-from tune_app.runner import SEARCH_ALGS, TRIAL_SCHEDULERS, run_sweep
+from tune_app.runner import run_sweep
 from tune_app.spec import validate_spec
+from tune_app.strategies import SEARCH_ALGS, TRIAL_SCHEDULERS
 from tune_app.training import build_data
 from tune_app.training.engine import data_config
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 from .errors import SpecError
 
 if TYPE_CHECKING:
-    from .spec import ExperimentSpec
+    from .spec import ResourcesSpec
 
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
@@ -156,7 +156,7 @@ def ray_session(address: str | None, verbose: bool = False, dashboard: bool | st
         ray.shutdown()
 
 
-def trial_resources(spec: "ExperimentSpec") -> dict[str, float]:
+def trial_resources(wanted: "ResourcesSpec") -> dict[str, float]:
     """Resources per trial, checked against the cluster: a request no node can meet is an error now.
 
     ``gpu: auto`` becomes one GPU per trial when the cluster has GPUs, else none.
@@ -164,7 +164,6 @@ def trial_resources(spec: "ExperimentSpec") -> dict[str, float]:
     import ray
 
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-    wanted = spec.tune.resources
     gpu = wanted.gpu
     if gpu == "auto":
         gpu = 1.0 if any(n.get("GPU", 0) >= 1 for n in nodes) else 0.0
