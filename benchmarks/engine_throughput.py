@@ -50,10 +50,10 @@ def parse_models(text: str) -> list[tuple[str, int]]:
 
 def build_pair(model: str, size: int, amp: str, channels_last: bool, args: argparse.Namespace, data, epochs: int):
     """(tune-app's TrainingRun, the hand-written loop) over the same data, seed and settings."""
-    from tune_app.training import TrainConfig, TrainingRun
+    from tune_app.training import DataConfig, TrainConfig, TrainingRun
 
-    config = TrainConfig(model=model, dataset="digits", image_size=size, batch_size=args.batch_size,
-                         num_workers=args.num_workers, epochs=epochs, optimizer="adamw", lr=1e-3,
+    config = TrainConfig(model=model, data=DataConfig(dataset="digits", image_size=size, num_workers=args.num_workers),
+                         batch_size=args.batch_size, epochs=epochs, optimizer="adamw", lr=1e-3,
                          weight_decay=args.weight_decay, amp=amp, seed=0, device=args.device,
                          channels_last=channels_last)
     run = TrainingRun(config, data=data)
@@ -167,9 +167,9 @@ def checkpoint_cost(args: argparse.Namespace) -> list[dict]:
     rows = []
     for model, size in parse_models(args.checkpoint_models):
         data = build_data(DataConfig(dataset="digits", image_size=size))
-        config = TrainConfig(model=model, image_size=size, batch_size=args.batch_size, epochs=100, lr=1e-3,
-                             weight_decay=args.weight_decay, amp="off", device=args.device,
-                             num_workers=args.num_workers)
+        config = TrainConfig(model=model, data=DataConfig(image_size=size, num_workers=args.num_workers),
+                             batch_size=args.batch_size, epochs=100, lr=1e-3,
+                             weight_decay=args.weight_decay, amp="off", device=args.device)
         run = TrainingRun(config, data=data)
         run.run_epoch()  # warm-up; also gives the optimizer its state (AdamW moments), as in a real checkpoint
         epoch_s, save_s, load_s, sizes = [], [], [], []

@@ -79,7 +79,7 @@ def test_bad_overrides(tiny_spec_data, item, fragment):
         ({"model": {"name": "timm/resnet81"}}, "model.name", "unknown timm model 'resnet81'; did you mean"),
         ({"model": {"name": "keras/resnet18"}}, "model.name", "unknown model source 'keras'"),
         ({"model": {"name": "resnet18"}}, "model.name", "must look like <source>/<architecture>"),
-        ({"data": {"dataset": "cifar"}}, "data.dataset", "unknown dataset 'cifar'; known: digits, shapes, folder"),
+        ({"data": {"dataset": "cifar"}}, "data.dataset", "unknown dataset 'cifar'; valid: digits, shapes, folder"),
         ({"task": "segmentation", "train": {"metric": "val_dice"}}, "data.dataset", "'digits' supports classification, not segmentation"),
         ({"data": {"dataset": "folder", "train_dir": "/nonexistent/x"}}, "data.train_dir", "no such directory: /nonexistent/x"),
         ({"search": {"freeze_depth": {"int": [0, 9]}}}, "search.freeze_depth", "freeze_depth 9 is more than timm/test_resnet's 4 stages"),
@@ -162,3 +162,54 @@ def test_fixed_at_gives_a_spec_that_trains_that_trial(tiny_spec_file):
     fixed = validate_spec(yaml.safe_load(yaml.safe_dump(spec.fixed_at(flat))))
     assert fixed.space.parameter_names == []
     assert fixed.train_config() == spec.train_config(flat)
+
+
+def test_a_bare_name_finds_the_bundled_search_space(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not the project directory: the package's own folder is looked in too
+    spec = load_spec("resnet")
+    assert spec.name == "resnet18-digits" and spec.model.name == "timm/resnet18"
+
+
+def test_a_missing_file_error_lists_the_bundled_search_spaces(tmp_path):
+    with pytest.raises(SpecError) as info:
+        load_spec("quickstrat")
+    message = str(info.value)
+    assert "no such file: quickstrat (did you mean 'quickstart'?)" in message
+    assert "the bundled search spaces: quickstart, resnet, shapes" in message
+
+
+def test_a_validated_spec_is_frozen_and_changed_by_copy(tiny_spec_file):
+    import pydantic
+
+    spec = load_spec(tiny_spec_file)
+    with pytest.raises(pydantic.ValidationError):
+        spec.model.pretrained = True
+    changed = spec.with_weights("/weights/file.safetensors")
+    assert spec.model.pretrained is False and changed.model.pretrained == "/weights/file.safetensors"
+    assert changed.space is spec.space and changed.train_config().pretrained == "/weights/file.safetensors"
+
+
+def test_the_train_config_holds_the_data_section_one_to_one(tiny_spec_file):
+    spec = load_spec(tiny_spec_file, ["data.hflip=true", "data.scale=[0.5, 1.0]", "data.num_workers=1"])
+    config = spec.train_config()
+    data = spec.data.model_dump(exclude={"batch_size"})
+    assert {k: getattr(config.data, k) for k in data} == {**data, "scale": (0.5, 1.0)}
+    assert config.task == config.data.task == "classification" and config.batch_size == spec.data.batch_size
+
+
+def test_optimizer_parameters_come_from_train_or_search(tiny_spec_data, tmp_path):
+    tiny_spec_data["train"]["optimizer"] = {"name": "adamw", "betas": [0.9, 0.95]}
+    spec = load_spec(write_spec(tmp_path / "a.yaml", tiny_spec_data))
+    assert spec.train_config().optimizer == {"name": "adamw", "betas": [0.9, 0.95]}
+    del tiny_spec_data["train"]["optimizer"]
+    tiny_spec_data["search"]["optimizer"] = {"choice": ["adamw", {"name": "sgd", "nesterov": {"choice": [True, False]}}]}
+    spec = load_spec(write_spec(tmp_path / "b.yaml", tiny_spec_data))
+    assert "optimizer" in spec.space.parameter_names and "optimizer.nesterov" in spec.space.parameter_names
+    flat = {**spec.space.defaults(), "optimizer": "sgd", "optimizer.nesterov": False}
+    assert spec.train_config(flat).optimizer == {"name": "sgd", "nesterov": False}
+
+
+def test_strategy_options_are_canonical_after_validation(tiny_spec_file):
+    spec = load_spec(tiny_spec_file, ["tune.scheduler={name: asha, reduction_factor: 3}"])
+    assert spec.tune.scheduler_options == {"reduction_factor": 3.0}
+    assert isinstance(spec.tune.scheduler_options["reduction_factor"], float)

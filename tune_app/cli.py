@@ -41,7 +41,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     from .runner import run_sweep
 
-    _resolve_weights(spec)
+    spec = _resolve_weights(spec)
     data = _shared_data(spec)
     _start_experiment(spec, location)
     echo(f"{spec.trial_count()} trials of {spec.model.name} on {spec.data.dataset}: search {spec.tune.search_alg}, "
@@ -52,7 +52,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                                                               verbose=args.verbose))
 
 
-def _resolve_weights(spec: Any) -> None:
+def _resolve_weights(spec: Any) -> Any:
     """``pretrained: true`` -> the cached weights file, found (or fetched) once here, never by each trial."""
     from .training.models import PretrainedWeightsError, resolve_pretrained
 
@@ -60,7 +60,7 @@ def _resolve_weights(spec: Any) -> None:
         resolved = resolve_pretrained(spec.model.name, spec.model.pretrained, encoder=spec.model.encoder)
     except PretrainedWeightsError as exc:
         raise SpecError([("model.pretrained", str(exc))]) from None
-    spec.model.pretrained = str(resolved) if resolved else False
+    return spec.with_weights(str(resolved) if resolved else False)
 
 
 def _shared_data(spec: Any) -> Any:
@@ -146,7 +146,7 @@ def _checkpoint_footprint(spec: Any) -> int:
     """Bytes the kept checkpoints of every trial take: weights plus two optimizer moments, 4 bytes each."""
     if not spec.tune.checkpoint_every:
         return 0
-    from .training.freeze import parameter_count_for
+    from .training.models import parameter_count_for
 
     params = parameter_count_for(spec.model.name, task=spec.task, encoder=spec.model.encoder)
     return params * 12 * spec.tune.keep_checkpoints * spec.trial_count()
@@ -193,12 +193,13 @@ def _build_each_choice(spec: Any) -> None:
     """Build model, loss, optimizer and schedule for every option of every choice; take one step each."""
     from .training import TrainingRun
 
-    _resolve_weights(spec)
+    import dataclasses
+
+    spec = _resolve_weights(spec)
     data = _shared_data(spec)
     variants = spec.space.variants()
     for flat in variants:
-        config = spec.train_config(flat)
-        config.device = "cpu"
+        config = dataclasses.replace(spec.train_config(flat), device="cpu")
         try:
             run = TrainingRun(config, data=data)
             run.train_one_epoch(max_steps=1)
@@ -231,7 +232,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from .report import comparison_text, write_comparison
     from .cluster import ray_session
-    from .runner import TRIAL_SCHEDULERS, run_sweep
+    from .runner import run_sweep
+    from .strategies import TRIAL_SCHEDULERS
     from .spec import load_spec
 
     strategies = [s.strip() for s in args.schedulers.split(",") if s.strip()]
@@ -254,12 +256,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
                              name=f"{strategy}-seed{seed}", storage=out.remote or str(out.local),
                              address=args.address)
             planned.append((strategy, spec, Location.create(spec.tune.storage, spec.name)))
-    _resolve_weights(base)
+    base = _resolve_weights(base)
     data = _shared_data(base)
     echo(f"comparing {', '.join(strategies)} on {base.trial_count()} trials x {args.seeds} seed(s) each: {out}")
     with ray_session(base.tune.address, verbose=args.verbose):
         for strategy, spec, location in planned:
-            spec.model.pretrained = base.model.pretrained
+            spec = spec.with_weights(base.model.pretrained)
             _start_experiment(spec, location)
             echo(f"--- {location.name}")
             _run_and_report(spec, location, lambda: run_sweep(spec, location, data=data, echo=echo,
@@ -283,11 +285,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .spec import load_spec
     from .training import DivergedError, TrainingRun
 
-    spec = load_spec(args.file, args.set)
-    _resolve_weights(spec)
+    spec = _resolve_weights(load_spec(args.file, args.set))
     config = spec.train_config()
     knobs = spec.space.nest(spec.space.defaults())
-    echo(f"training {config.model} on {config.dataset} for {config.epochs} epochs with "
+    echo(f"training {config.model} on {config.data.dataset} for {config.epochs} epochs with "
          + (yaml.safe_dump(knobs, default_flow_style=True, width=1000, sort_keys=False).strip() if knobs
             else "the built-in defaults"))
     start = time.monotonic()
@@ -318,7 +319,7 @@ def _epoch_line(metrics: dict[str, float], epochs: int, seconds: float) -> str:
 
 # ------------------------------------------------------------------- list
 def cmd_list(args: argparse.Namespace) -> int:
-    from .runner import SEARCH_ALGS, TRIAL_SCHEDULERS
+    from .strategies import SEARCH_ALGS, TRIAL_SCHEDULERS
     from .training import DATASETS, KNOBS, LOSSES, METRICS, SCHEDULERS
     from .training.config import AMP_MODES
     from .training.models import MODEL_SOURCES
@@ -330,7 +331,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             echo(f"{name:12s} {info.help}" + (f"\n{'':12s} params: {params}" if params else ""))
 
     what = args.what
-    registries = {"losses": LOSSES, "schedulers": SCHEDULERS, "search_algs": SEARCH_ALGS,
+    registries = {"losses": LOSSES, "schedulers": SCHEDULERS, "optimizers": OPTIMIZERS, "search_algs": SEARCH_ALGS,
                   "trial_schedulers": TRIAL_SCHEDULERS}
     if what in registries:
         registry(registries[what])
@@ -347,7 +348,6 @@ def cmd_list(args: argparse.Namespace) -> int:
         echo(f"({len(names)} models)")
     else:
         simple = {
-            "optimizers": list(OPTIMIZERS),
             "datasets": list(DATASETS),
             "amp": list(AMP_MODES),
             "metrics": [f"{task}: " + ", ".join(f"{m} ({mode})" for m, mode in metrics.items())

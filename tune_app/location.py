@@ -6,9 +6,11 @@ local mirror holds the small files (results, parameters, errors: never checkpoin
 pulled before and pushed after each report.
 
 Example:
-    >>> here = Location.create("tune_results", "quickstart")   # doctest: +SKIP
+    >>> here = Location("/data/tune_results", "quickstart")   # Location.create also checks it is new
     >>> here.local, here.remote
-    (PosixPath('/home/me/tune_results/quickstart'), None)
+    (PosixPath('/data/tune_results/quickstart'), None)
+    >>> Location("s3://bucket/tune", "quickstart").remote
+    's3://bucket/tune/quickstart'
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ def digits16():
 
 
 def tiny_config(**overrides) -> TrainConfig:
-    values = dict(model="timm/test_resnet", image_size=16, epochs=2, lr=3e-3, device="cpu")
+    values = dict(model="timm/test_resnet", data=DataConfig(image_size=16), epochs=2, lr=3e-3, device="cpu")
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -47,8 +47,11 @@ def test_two_runs_of_one_config_give_the_same_history(digits16):
     assert first == second
 
 
-def test_bf16_autocast_trains_on_the_cpu(digits16):
-    run = TrainingRun(tiny_config(amp="bf16", epochs=1), data=digits16)
+def test_bf16_autocast_trains_on_the_cpu():
+    # 32 px, not 16: at 16 px test_resnet's last stage convolves 1x1 maps, where oneDNN's bf16
+    # weight gradient on CPUs with AMX / AVX512-BF16 (torch 2.14.1) is sometimes NaN.
+    data = DataConfig(image_size=32)
+    run = TrainingRun(tiny_config(amp="bf16", epochs=1, data=data), data=build_data(data))
     metrics = next(run.epochs())
     assert math.isfinite(metrics["train_loss"])
 

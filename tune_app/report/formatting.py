@@ -1,8 +1,8 @@
 """How numbers and durations read in every report (Markdown, HTML, terminal).
 
 Example:
-    >>> fmt(0.123456), fmt(2.0), fmt(None), duration(5400)
-    ('0.1235', '2', '', '1.5 h')
+    >>> fmt(0.123456), fmt(2.0), fmt(None), duration(5400), duration(9000)
+    ('0.1235', '2', '', '90.0 min', '2.5 h')
 """
 
 from __future__ import annotations

@@ -11,20 +11,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .data import DataConfig
 from .losses import LOSSES
 from .optimizers import OPTIMIZERS
 from .params import Param, fraction, non_negative, one_of, positive
 from .schedulers import SCHEDULERS
+from .tasks import METRICS, TASKS  # noqa: F401  (part of this module's public face)
 
 AMP_MODES = ("off", "fp16", "bf16", "auto")
-TASKS = ("classification", "segmentation")
-
-# Metrics each task reports every epoch, with the direction that is better.
-METRICS: dict[str, dict[str, str]] = {
-    "classification": {"val_acc": "max", "val_f1": "max", "val_loss": "min", "train_loss": "min"},
-    "segmentation": {"val_dice": "max", "val_iou": "max", "val_pixel_acc": "max", "val_loss": "min",
-                     "train_loss": "min"},
-}
 
 
 def _amp_from_yaml(value: Any) -> Any:
@@ -57,7 +51,7 @@ KNOBS: dict[str, Param | dict] = {
     "lr": positive(help="learning rate (peak lr for onecycle)"),
     "weight_decay": non_negative(help="decoupled or L2 weight decay; not applied to biases and norms"),
     "momentum": fraction(high_open=True, help="momentum of sgd / momentum / rmsprop"),
-    "optimizer": one_of(*OPTIMIZERS, help="optimizer family"),
+    "optimizer": OPTIMIZERS,
     "batch_size": positive(int, help="training batch size"),
     "amp": one_of(*AMP_MODES, coerce=_amp_from_yaml, help="mixed precision"),
     "freeze_depth": FreezeDepth(),
@@ -66,35 +60,30 @@ KNOBS: dict[str, Param | dict] = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
-    """Everything one trial needs, with plain values.
+    """Everything one trial needs, with plain values; the data part is a :class:`DataConfig`.
+
+    Frozen: a different trial is a new config (``dataclasses.replace``).
 
     Example:
-        >>> TrainConfig(epochs=2, loss={"name": "focal", "gamma": 2.0}).loss["name"]
-        'focal'
+        >>> config = TrainConfig(epochs=2, loss={"name": "focal", "gamma": 2.0}, data=DataConfig(image_size=16))
+        >>> config.loss["name"], config.task, config.data.image_size, config.optimizer
+        ('focal', 'classification', 16, {'name': 'adamw'})
     """
 
     # what to train
-    task: str = "classification"
     model: str = "timm/resnet18"
     encoder: str | None = None  # smp/<arch> models: the timm encoder
     pretrained: bool | str = False  # a path after the driver resolved it
     freeze_depth: int | str = 0
     freeze_bn: bool = True  # frozen BatchNorm layers stay in eval mode
-    # data
-    dataset: str = "digits"
-    image_size: int = 32
+    # data: what to read (the task included); the batch size is a knob of its own
+    data: DataConfig = field(default_factory=DataConfig)
     batch_size: int = 64
-    num_workers: int = 0
-    train_dir: str | None = None
-    val_dir: str | None = None
-    binary: bool = False
-    hflip: bool = False
-    scale: tuple[float, float] | None = None
     # optimization
     epochs: int = 8
-    optimizer: str = "adamw"
+    optimizer: dict[str, Any] = field(default_factory=lambda: {"name": "adamw"})  # name plus its parameters
     lr: float = 1e-3
     weight_decay: float = 0.0
     momentum: float = 0.9
@@ -105,6 +94,15 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     channels_last: bool | None = None  # None: on CUDA only
+
+    def __post_init__(self) -> None:
+        if isinstance(self.optimizer, str):  # a bare name, as in YAML
+            object.__setattr__(self, "optimizer", {"name": self.optimizer})
+
+    @property
+    def task(self) -> str:
+        """The task, which the data decides (class labels or masks)."""
+        return self.data.task
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -15,6 +15,7 @@ CPU run ends with the same metrics as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -31,9 +32,10 @@ from torch.utils.data import DataLoader
 
 from .config import TrainConfig
 from .data import DataBundle, DataConfig, build_data
+from .freeze import freeze
 from .losses import create_loss
 from .metrics import create_metrics
-from .models import count_parameters, create_model, freeze
+from .models import count_parameters, create_model
 from .optimizers import create_optimizer
 from .schedulers import Budget, create_scheduler, current_lr
 
@@ -95,19 +97,10 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
 
 def data_config(config: TrainConfig) -> DataConfig:
     """The data part of a trial's config; pretrained weights bring their own input normalization."""
-    mean, std = pretrained_normalization(config.model, config.encoder) if config.pretrained else (None, None)
-    return DataConfig(
-        dataset=config.dataset,
-        task=config.task,
-        image_size=config.image_size,
-        train_dir=config.train_dir,
-        val_dir=config.val_dir,
-        binary=config.binary,
-        hflip=config.hflip,
-        scale=tuple(config.scale) if config.scale else None,
-        mean=mean,
-        std=std,
-    )
+    if not config.pretrained or config.data.mean is not None:
+        return config.data
+    mean, std = pretrained_normalization(config.model, config.encoder)
+    return dataclasses.replace(config.data, mean=mean, std=std)
 
 
 def pretrained_normalization(model: str, encoder: str | None = None) -> tuple[Any, Any]:
@@ -158,12 +151,12 @@ class TrainingRun:
             shuffle=True,
             drop_last=len(self.data.train) > config.batch_size,  # a 1-image batch breaks BatchNorm
             generator=self.generator,
-            num_workers=config.num_workers,
+            num_workers=config.data.num_workers,
             pin_memory=cuda,
-            persistent_workers=config.num_workers > 0,
+            persistent_workers=config.data.num_workers > 0,
         )
-        self.val_loader = DataLoader(self.data.val, batch_size=config.batch_size, num_workers=config.num_workers,
-                                     pin_memory=cuda, persistent_workers=config.num_workers > 0)
+        self.val_loader = DataLoader(self.data.val, batch_size=config.batch_size, num_workers=config.data.num_workers,
+                                     pin_memory=cuda, persistent_workers=config.data.num_workers > 0)
 
         # model: fresh head, then freezing (before the optimizer sees the parameters)
         self.model = create_model(config.model, self.data.num_classes, self.data.in_chans, config.pretrained,

@@ -9,7 +9,6 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from torch.utils.data import Dataset
 
-DATA_TASKS = ("classification", "segmentation")
 HALF = (0.5, 0.5, 0.5)  # maps [0, 1] to [-1, 1]: the built-in datasets' default mean and std
 
 
@@ -26,10 +25,12 @@ def _floats(value: Any, field: str, length: int) -> tuple[float, ...]:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """The data part of a trial's config.
+    """The data part of a trial's config: what to read, how to augment it, how to load it.
 
     Augmentation (``hflip``, ``scale``) applies to training images only, and to their
-    masks with them. ``mean``/``std`` of None mean the dataset's own default.
+    masks with them. ``mean``/``std`` of None mean the dataset's own default. The
+    spec's ``data:`` section maps onto these fields one to one (``batch_size`` aside,
+    a searchable knob of the trial).
 
     Example:
         >>> DataConfig(dataset="shapes", task="segmentation", image_size=64, hflip=True).scale is None
@@ -41,6 +42,7 @@ class DataConfig:
     image_size: int = 32
     train_dir: str | None = None
     val_dir: str | None = None
+    num_workers: int = 0  # DataLoader worker processes per trial; 0 reads in the training loop
     binary: bool = False  # segmentation: every foreground class becomes class 1
     hflip: bool = False  # random horizontal flip of training images (and masks)
     scale: tuple[float, float] | None = None  # RandomResizedCrop area range; None: plain resize

@@ -1,0 +1,88 @@
+"""The named checks that join sections of a spec, each on its own."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from tune_app.errors import SpecError
+from tune_app.spec import checks, validate_spec
+
+from ..conftest import TINY_SPEC
+
+
+def spec_with(**sections):
+    """The tiny spec with ``sections`` merged in, validated with every check but the one under test."""
+    data = copy.deepcopy(TINY_SPEC)
+    for key, value in sections.items():
+        data[key] = {**data[key], **value} if isinstance(data.get(key), dict) and key != "search" else value
+    return validate_spec(data)
+
+
+def test_every_check_passes_the_tiny_spec():
+    spec = spec_with()
+    for check in checks.SECTION_CHECKS + checks.SEARCH_CHECKS:
+        assert check(spec) == [], check.__name__
+
+
+def test_each_check_has_a_name_and_a_docstring():
+    for check in checks.SECTION_CHECKS + checks.SEARCH_CHECKS:
+        assert check.__name__ != "<lambda>" and check.__doc__, check
+
+
+@pytest.mark.parametrize(("check", "changes", "path", "fragment"), [
+    (checks.dataset_fits_task, {"data": {"dataset": "shapes"}}, "data.dataset", "supports segmentation"),
+    (checks.metric_fits_task, {"train": {"metric": "val_dice"}}, "train.metric", "unknown name 'val_dice'"),
+    (checks.model_fits_task, {"model": {"name": "smp/Unet"}}, "model.name", "smp/Unet is a segmentation model"),
+    (checks.knobs_set_once, {"search": {**TINY_SPEC["search"], "optimizer": "sgd"}}, "search.optimizer",
+     "is also set at train.optimizer"),
+    (checks.freeze_depth_fits_model, {"search": {**TINY_SPEC["search"], "freeze_depth": 9}}, "search.freeze_depth",
+     "more than timm/test_resnet's 4 stages"),
+    (checks.objective_comparable, {"train": {"metric": "val_loss"}}, "train.metric", "val_loss cannot rank"),
+    (checks.grid_is_finite, {"tune": {"search_alg": "grid"}}, "search.lr", "a loguniform range has no grid"),
+    (checks.points_fit, {"tune": {"points_to_evaluate": [{"lr": 1.0}]}}, "tune.points_to_evaluate[0].lr",
+     "must be a number in [0.001, 0.01], got 1.0"),
+    (checks.sampler_has_continuous_parameters, {"tune": {"search_alg": "cmaes"},
+                                                "search": {"loss": {"choice": ["ce", "focal"]}}},
+     "tune.search_alg", "cmaes models continuous parameters"),
+    (checks.pbt_can_evolve, {"tune": {"scheduler": "pbt"}}, "tune.search_alg", "set search_alg: random"),
+    (checks.hyperband_creates_all_trials, {"tune": {"scheduler": "hyperband"}}, "tune.max_concurrent",
+     "needs every trial created up front"),
+    (checks.checkpoints_for_restores, {"tune": {"scheduler": "hyperband", "max_concurrent": None,
+                                                "checkpoint_every": 0}}, "tune.checkpoint_every", "must be >= 1"),
+])
+def test_a_check_names_the_field_it_rejects(check, changes, path, fragment):
+    with pytest.raises(SpecError) as info:
+        spec_with(**changes)
+    found = [p for p in info.value.problems if p[0] == path]
+    assert found, info.value.problems
+    assert fragment in found[0][1]
+    # and it is this check that says so
+    assert any(fragment in message for _, message in check(spec_unchecked(**changes)))
+
+
+def spec_unchecked(**sections):
+    """The spec as validation sees it before the cross-section checks: sections valid, space parsed."""
+    from tune_app.space import parse_space
+    from tune_app.spec import ExperimentSpec
+    from tune_app.training import KNOBS
+
+    data = copy.deepcopy(TINY_SPEC)
+    for key, value in sections.items():
+        data[key] = {**data[key], **value} if isinstance(data.get(key), dict) and key != "search" else value
+    spec = ExperimentSpec.model_validate(data)
+    spec._space = parse_space(spec.search, KNOBS)
+    return spec
+
+
+def test_losses_fit_task_reports_a_loss_of_the_other_task(monkeypatch):
+    from tune_app.training import losses
+
+    # every built-in loss serves both tasks; a classification-only entry shows the check at work
+    monkeypatch.setitem(losses.LOSSES, "ce", losses.LossInfo(losses.CrossEntropyLoss, tasks=("classification",)))
+    spec = spec_unchecked(task="segmentation", data={"dataset": "shapes"}, model={"name": "smp/Unet",
+                                                                                  "encoder": "test_resnet"},
+                          train={"metric": "val_dice"})
+    assert checks.losses_fit_task(spec) == [("search.loss", "loss 'ce' does not apply to task 'segmentation'; "
+                                                            "it supports classification")]

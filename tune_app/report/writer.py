@@ -1,0 +1,77 @@
+"""Write an experiment's reports: the CSV tables, report.md, report.html and best_config.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+import yaml
+
+from .analysis import analyze
+from .files import write_atomic as _write
+from .markdown import render_report
+from .results import read_trials
+from .tables import best_trial_id
+
+FORMATS = ("csv", "md", "html")
+
+
+def write_reports(
+    experiment_dir: str | Path,
+    best_config: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    by: Sequence[str] = (),
+    formats: Sequence[str] = FORMATS,
+    final: bool = True,
+) -> tuple[pd.DataFrame, dict[str, Path]]:
+    """(Re)write the reports of an experiment; Ray's own files are only read.
+
+    Writes, as asked by ``formats``: ``csv`` -> ``results.csv`` and ``history.csv``;
+    ``md`` -> ``report.md``; ``html`` -> ``report.html``. With ``best_config``, also
+    ``best_config.yaml``: ``best_config`` turns the best trial's flat config into the
+    runnable spec (the spec layer knows how; this layer does not).
+
+    Args:
+        experiment_dir: ``<storage>/<name>``.
+        best_config: flat config -> runnable spec, or None to skip ``best_config.yaml``.
+        by: parameters to cross in two-way tables (``("loss", "scheduler")``); ``by[0]``
+            also colours the plots.
+        formats: any of ``"csv"``, ``"md"``, ``"html"``.
+        final: False for a report written while the sweep runs (e.g. after each trial):
+            skips the costly parts, parameter importance and ``report.html`` (about 2 s
+            at 100 trials), so that a call stays near 0.2 s at 100 trials.
+
+    Returns:
+        The results table and the path of each file written, under the keys
+        ``results``, ``history``, ``report`` (Markdown), ``html``, ``best_config``.
+
+    Raises:
+        ValueError: an unknown format, or a ``by`` name that is not a categorical parameter.
+
+    Each file is written to a temporary name and renamed, so a reader never sees half a
+    file and a crash mid-write leaves the previous version.
+    """
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ValueError(f"unknown report format {unknown[0]!r}; known: {', '.join(FORMATS)}")
+    experiment_dir = Path(experiment_dir)
+    trials = read_trials(experiment_dir)
+    analysis = analyze(experiment_dir, by=by, importance=final, trials=trials)  # raises on a bad `by` first
+    results, metric = analysis.results, analysis.metric
+    paths: dict[str, Path] = {}
+    if "csv" in formats:
+        paths["results"] = _write(experiment_dir / "results.csv", results.to_csv(index=False))
+        paths["history"] = _write(experiment_dir / "history.csv", analysis.history.to_csv(index=False))
+    if "md" in formats:
+        paths["report"] = _write(experiment_dir / "report.md", render_report(analysis))
+    if "html" in formats and final:
+        from .html import render_html
+
+        paths["html"] = _write(experiment_dir / "report.html", render_html(analysis))
+    best_id = best_trial_id(results, metric, analysis.mode)
+    if best_config is not None and best_id is not None:
+        best = next(t for t in trials if t.trial_id == best_id)
+        text = f"# Trial {best_id}, the best by {metric}; rerun it with: tune-app train best_config.yaml\n"
+        text += yaml.safe_dump(best_config(best.config), sort_keys=False)
+        paths["best_config"] = _write(experiment_dir / "best_config.yaml", text)
+    return results, paths

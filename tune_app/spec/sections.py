@@ -1,0 +1,310 @@
+"""The sections of a spec file as pydantic models, each with the rules about itself.
+
+Types, ranges and unknown keys are pydantic's to check. A rule about one section
+that pydantic cannot express lives on that section's model as ``problems(at)``; rules
+that join sections are the named checks of :mod:`.checks`. Models are frozen: a spec
+changed after validation is a new spec (``model_copy(update=...)``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from ..space import SearchSpace
+from ..strategies import SEARCH_ALGS, TRIAL_SCHEDULERS, SearchSetup, StrategyInfo
+from ..training import METRICS, TASKS, TrainConfig
+from ..training.data import DataConfig
+from ..training.optimizers import OPTIMIZERS, optimizer_options
+from ..training.params import OptionError, check_options, unknown_name
+
+Problem = tuple[str, str]  # (dotted path in the file, what is wrong)
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def user_path(text: str) -> Path:
+    """``~`` expanded where it can be (``~nosuchuser`` stays as written, and does not exist)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        return Path(text)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+    def problems(self, at: str) -> list[Problem]:
+        """What is wrong within this section (``at`` is its dotted path), beyond types and ranges."""
+        return []
+
+
+class DataSpec(_Section):
+    dataset: str = "digits"
+    train_dir: str | None = None  # dataset folder: ImageFolder (classification) or images/ + masks/
+    val_dir: str | None = None
+    image_size: int = Field(32, ge=8, le=2048)
+    batch_size: int = Field(64, ge=1)
+    num_workers: int = Field(0, ge=0)
+    binary: bool = False  # segmentation: one foreground class
+    hflip: bool = False  # augmentation: random horizontal flips of training images
+    scale: list[float] | None = Field(None, min_length=2, max_length=2)  # augmentation: RandomResizedCrop area range
+
+    def problems(self, at: str) -> list[Problem]:
+        found = []
+        if self.dataset == "folder":
+            if not self.train_dir:
+                found.append((f"{at}.train_dir", "the folder dataset needs train_dir (class sub-folders, or images/ "
+                                                 "and masks/ for segmentation)"))
+            for key in ("train_dir", "val_dir"):
+                folder = getattr(self, key)
+                if folder and not user_path(folder).is_dir():
+                    found.append((f"{at}.{key}", f"no such directory: {folder}"))
+        if self.scale is not None and not 0 < self.scale[0] <= self.scale[1] <= 1:
+            found.append((f"{at}.scale", f"must be [low, high] with 0 < low <= high <= 1, got {self.scale}"))
+        return found
+
+    def data_config(self, task: str) -> DataConfig:
+        """The training layer's data config: this section's fields, one to one, but the batch size."""
+        return DataConfig(task=task, **self.model_dump(exclude={"batch_size"}))
+
+
+class ModelSpec(_Section):
+    name: str = "timm/resnet18"
+    encoder: str | None = None  # smp/<arch>: the timm encoder, e.g. resnet18
+    pretrained: Any = False  # true: the library's hub/cache; or a .safetensors/.pth path
+
+    @field_validator("pretrained", mode="before")
+    @classmethod
+    def _pretrained(cls, value: Any) -> Any:
+        if isinstance(value, (bool, str)):
+            return value
+        raise ValueError(f"must be false, true (the library's weights) or a path to a weights file, got {value!r}")
+    freeze_bn: bool = True  # frozen BatchNorm layers stay in eval mode
+
+    def problems(self, at: str) -> list[Problem]:
+        if isinstance(self.pretrained, str) and not user_path(self.pretrained).is_file():
+            return [(f"{at}.pretrained", f"no weights file at {self.pretrained!r} (give a .safetensors or .pth file, "
+                                         f"true for the library's cache, or false)")]
+        return []
+
+
+class TrainSpec(_Section):
+    epochs: int = Field(8, ge=1)
+    optimizer: str | dict[str, Any] = "adamw"  # a name, or {name: adamw, betas: [0.9, 0.95], ...}
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+    metric: str = "val_acc"
+    mode: Literal["max", "min"] | None = None  # default: the metric's natural direction
+    device: str = "auto"
+
+    def problems(self, at: str) -> list[Problem]:
+        found = []
+        given = {"name": self.optimizer} if isinstance(self.optimizer, str) else dict(self.optimizer)
+        name = given.pop("name", None)
+        if name not in OPTIMIZERS:
+            found.append((f"{at}.optimizer", unknown_name(name, OPTIMIZERS)))
+        else:
+            found += _option_problems(f"{at}.optimizer", repr(name), OPTIMIZERS[name].params, given, "parameter")
+        if self.device not in ("auto", "cpu") and not re.fullmatch(r"cuda(:\d+)?", self.device):
+            found.append((f"{at}.device", f"must be auto, cpu, cuda or cuda:N, got {self.device!r}"))
+        return found
+
+
+class ResourcesSpec(_Section):
+    cpu: float = Field(1.0, gt=0)
+    gpu: Any = 0.0  # a number (fractional packs trials on one card) or auto: 1 if the cluster has GPUs
+
+    @field_validator("gpu", mode="before")
+    @classmethod
+    def _gpu(cls, value: Any) -> Any:
+        if value == "auto":
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"must be a number of GPUs per trial (0.25 packs four trials on a card) or auto, "
+                             f"got {value!r}")
+        return float(value)
+
+    def problems(self, at: str) -> list[Problem]:
+        gpu = self.gpu
+        if gpu != "auto" and gpu < 0:
+            return [(f"{at}.gpu", f"must be >= 0 or auto, got {gpu}")]
+        if gpu != "auto" and gpu > 1 and gpu != int(gpu):
+            return [(f"{at}.gpu", f"a fraction of a GPU must be <= 1 (several trials share one card); above 1 it "
+                                  f"must be a whole number, got {gpu}")]
+        return []
+
+
+class TuneSpec(_Section):
+    num_samples: int = Field(8, ge=1)
+    search_alg: str = "optuna"  # or {name: optuna, n_startup_trials: 5}
+    search_alg_options: dict[str, Any] = Field(default_factory=dict)
+    scheduler: str = "asha"  # or {name: asha, grace_period: 2}
+    scheduler_options: dict[str, Any] = Field(default_factory=dict)
+    points_to_evaluate: list[dict[str, Any]] = Field(default_factory=list)  # known-good configs tried first
+    max_concurrent: int | None = Field(None, ge=1)
+    time_budget_s: float | None = Field(None, gt=0)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    checkpoint_every: int = Field(1, ge=0)  # epochs between checkpoints; 0: none (no restore after a failure)
+    keep_checkpoints: int = Field(2, ge=1)  # per trial
+    max_failures: int = Field(2, ge=0)  # restarts of a failed trial, from its last checkpoint
+    address: str | None = None
+    dashboard: Any = False  # local Ray's dashboard: true -> 127.0.0.1:8265, or "host:port"
+
+    @field_validator("dashboard", mode="before")
+    @classmethod
+    def _dashboard(cls, value: Any) -> Any:
+        if isinstance(value, bool) or (isinstance(value, str) and re.fullmatch(r"[\w.\-]+(:\d{1,5})?", value)):
+            return value
+        raise ValueError(f"must be false, true (127.0.0.1:8265) or host:port, got {value!r}")
+    storage: str = "tune_results"
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)  # search seed; default: train.seed
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_named_options(cls, data: Any) -> Any:
+        # `scheduler: {name: asha, grace_period: 2}` -> scheduler: asha, scheduler_options: {grace_period: 2}
+        if isinstance(data, dict):
+            data = dict(data)
+            for key in ("search_alg", "scheduler"):
+                value = data.get(key)
+                if isinstance(value, dict) and "name" in value:
+                    options = {k: v for k, v in value.items() if k != "name"}
+                    data[key] = value["name"]
+                    given = data.get(f"{key}_options", {})
+                    # a malformed *_options is left for the field's own validation to report
+                    data[f"{key}_options"] = {**given, **options} if isinstance(given, dict) else given
+        return data
+
+    def problems(self, at: str) -> list[Problem]:
+        found = []
+        if "://" in self.storage and not re.fullmatch(r"[a-z][a-z0-9+.-]*://\S+", self.storage):
+            found.append((f"{at}.storage", f"must be a directory or a URI such as s3://bucket/path, got "
+                                           f"{self.storage!r}"))
+        for key, registry in (("search_alg", SEARCH_ALGS), ("scheduler", TRIAL_SCHEDULERS)):
+            name = getattr(self, key)
+            if name not in registry:
+                found.append((f"{at}.{key}", unknown_name(name, registry)))
+            else:
+                found += _option_problems(f"{at}.{key}", repr(name), registry[name].params,
+                                          getattr(self, f"{key}_options"), "option")
+        found += self.resources.problems(f"{at}.resources")
+        if self.dashboard and self.address:
+            found.append((f"{at}.dashboard", "an existing cluster serves its own dashboard (see `ray status` on its "
+                                             "head node); drop dashboard or address"))
+        return found
+
+    def canonical(self) -> "TuneSpec":
+        """This section with the strategies' options in canonical form (``reduction_factor: 2`` -> 2.0)."""
+        return self.model_copy(update={
+            "search_alg_options": _canonical(SEARCH_ALGS[self.search_alg], self.search_alg_options),
+            "scheduler_options": _canonical(TRIAL_SCHEDULERS[self.scheduler], self.scheduler_options),
+        })
+
+
+def _option_problems(at: str, owner: str, schema: Mapping[str, Any], given: Mapping[str, Any],
+                     what: str) -> list[Problem]:
+    """``check_options`` as spec problems: an unknown option at ``at``, a bad value at ``at.<option>``."""
+    try:
+        check_options(owner, schema, given, what)
+    except OptionError as exc:
+        return [(at, str(exc)) if exc.unknown else (f"{at}.{exc.key}", exc.reason)]
+    return []
+
+
+def _canonical(info: StrategyInfo, options: Mapping[str, Any]) -> dict[str, Any]:
+    return check_options("", info.params, options)
+
+
+class ExperimentSpec(_Section):
+    """A whole experiment: what to train (data, model, train) and how to search (search, tune)."""
+
+    name: str = "experiment"
+    task: str = "classification"
+    data: DataSpec = Field(default_factory=DataSpec)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    search: dict[str, Any] = Field(default_factory=dict)
+    tune: TuneSpec = Field(default_factory=TuneSpec)
+
+    _space: SearchSpace = PrivateAttr()
+
+    @property
+    def space(self) -> SearchSpace:
+        return self._space
+
+    @property
+    def metric(self) -> str:
+        return self.train.metric
+
+    @property
+    def mode(self) -> str:
+        return self.train.mode or METRICS[self.task][self.train.metric]
+
+    @property
+    def search_seed(self) -> int:
+        return self.train.seed if self.tune.seed is None else self.tune.seed
+
+    def problems(self, at: str = "") -> list[Problem]:
+        """The name, and each section's own rules; the task's validity is reported alone (all else depends on it)."""
+        found = []
+        if not NAME_PATTERN.match(self.name):
+            found.append(("name", f"must be a plain directory name (letters, digits, '.', '_', '-'; at most 100, "
+                                  f"not starting with '.' or '-'), got {self.name!r}"))
+        if self.task not in TASKS:
+            return found + [("task", unknown_name(self.task, TASKS))]
+        for key in ("data", "model", "train", "tune"):
+            found += getattr(self, key).problems(key)
+        return found
+
+    def points_to_evaluate(self) -> list[dict[str, Any]]:
+        """``tune.points_to_evaluate`` as flat configs, tried before the search algorithm's own."""
+        return [self.space.flatten(point, f"tune.points_to_evaluate[{i}]")
+                for i, point in enumerate(self.tune.points_to_evaluate)]
+
+    def trial_count(self) -> int:
+        """Trials the search runs: the grid size for grid search, else ``num_samples``."""
+        return self.space.grid_size() if self.tune.search_alg == "grid" else self.tune.num_samples
+
+    def search_setup(self) -> SearchSetup:
+        """What the search algorithm and the trial scheduler are built from."""
+        return SearchSetup(space=self.space, metric=self.metric, mode=self.mode, epochs=self.train.epochs,
+                           seed=self.search_seed, points=tuple(self.points_to_evaluate()))
+
+    def train_config(self, flat: Mapping[str, Any] | None = None) -> TrainConfig:
+        """The complete training config of one trial; ``flat=None`` uses every default."""
+        knobs = self.space.nest(self.space.defaults() if flat is None else flat)
+        base = dict(
+            model=self.model.name,
+            encoder=self.model.encoder,
+            pretrained=self.model.pretrained,
+            freeze_bn=self.model.freeze_bn,
+            data=self.data.data_config(self.task),
+            batch_size=self.data.batch_size,
+            epochs=self.train.epochs,
+            optimizer=optimizer_options(self.train.optimizer),
+            seed=self.train.seed,
+            device=self.train.device,
+        )
+        return TrainConfig(**{**base, **knobs})
+
+    def with_weights(self, pretrained: bool | str) -> "ExperimentSpec":
+        """This spec with ``model.pretrained`` resolved (a weights file the driver found, or False)."""
+        changed = self.model_copy(update={"model": self.model.model_copy(update={"pretrained": pretrained})})
+        changed._space = self._space
+        return changed
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved spec as plain data (what ``spec.yaml`` holds), mode filled in."""
+        data = self.model_dump(mode="json")
+        data["train"]["mode"] = self.mode
+        return data
+
+    def fixed_at(self, flat: Mapping[str, Any]) -> dict[str, Any]:
+        """This spec with ``search:`` fixed at one trial's values: runnable with ``tune-app train``."""
+        data = self.to_dict()
+        data["search"] = self.space.nest(flat)
+        return data
