@@ -8,7 +8,7 @@ from __future__ import annotations
 from ._base import DataBundle, DataConfig, DatasetInfo
 from ._folder import FolderImages, FolderMasks
 from ._memory import ImageMasks, ImageTensors
-from ._registry import DATASETS, build_data, check_data
+from ._registry import DATASETS, build_data, check_data, eval_preprocessing
 from ._shapes import ShapeScenes, generate_shapes
 from ._transforms import PairTransform, timm_transform
 
@@ -25,6 +25,7 @@ __all__ = [
     "ShapeScenes",
     "build_data",
     "check_data",
+    "eval_preprocessing",
     "generate_shapes",
     "timm_transform",
 ]

@@ -8,6 +8,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..params import unknown_name
 from ..tasks import TASKS
 from ._base import DataBundle, DataConfig, DatasetInfo
@@ -37,6 +39,22 @@ def check_data(config: DataConfig) -> DatasetInfo:
         raise ValueError(f"dataset {config.dataset!r} supports {' and '.join(info.tasks)}, not {config.task}; "
                          f"datasets for {config.task}: {', '.join(fits)}")
     return info
+
+
+def eval_preprocessing(config: DataConfig) -> dict[str, Any]:
+    """What validation does to an image before the model sees it, in timm's pretrained-config terms.
+
+    ``input_size`` is ``(3, H, W)``; ``crop_pct`` is the share of the (resized) image the
+    centre crop keeps; ``mean``/``std`` normalize after scaling pixels to [0, 1].
+
+    Example:
+        >>> eval_preprocessing(DataConfig(dataset="digits", image_size=32))["input_size"]
+        (3, 32, 32)
+    """
+    info = check_data(config)
+    mean, std = config.norm(info.mean, info.std)
+    size = config.image_size
+    return {"input_size": (3, size, size), "mean": mean, "std": std, "interpolation": "bilinear", "crop_pct": 1.0}
 
 
 def build_data(config: DataConfig) -> DataBundle:
