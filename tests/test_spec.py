@@ -175,7 +175,7 @@ def test_a_missing_file_error_lists_the_bundled_search_spaces(tmp_path):
         load_spec("quickstrat")
     message = str(info.value)
     assert "no such file: quickstrat (did you mean 'quickstart'?)" in message
-    assert "the bundled search spaces: quickstart, resnet, shapes" in message
+    assert "the bundled search spaces: photos, quickstart, resnet, shapes" in message
 
 
 def test_a_validated_spec_is_frozen_and_changed_by_copy(tiny_spec_file):

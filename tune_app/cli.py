@@ -43,7 +43,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     spec = _resolve_weights(spec)
     data = _shared_data(spec)
-    _start_experiment(spec, location)
+    _start_experiment(spec, location, data)
     echo(f"{spec.trial_count()} trials of {spec.model.name} on {spec.data.dataset}: search {spec.tune.search_alg}, "
          f"trial scheduler {spec.tune.scheduler}, {spec.train.epochs} epochs at most, "
          f"objective {spec.mode} {spec.metric}")
@@ -64,21 +64,35 @@ def _resolve_weights(spec: Any) -> Any:
 
 
 def _shared_data(spec: Any) -> Any:
-    """The datasets, built once in the driver: Ray shares this one copy with every trial."""
+    """The datasets, built once in the driver and shared with every trial through Ray.
+
+    In-memory datasets travel whole; a folder's travels as its file list, and each node
+    maps its own image cache (built here first for this node, so a bad image stops the
+    sweep before any training).
+    """
     from .training import build_data
     from .training.engine import data_config
 
-    return build_data(data_config(spec.train_config()))
+    try:
+        data = build_data(data_config(spec.train_config()))
+    except ValueError as exc:  # a folder that cannot be read as a dataset: the data section's problem
+        raise SpecError(str(exc)) from None
+    for note in data.notes:
+        echo(note)
+    return data
 
 
-def _start_experiment(spec: Any, location: Location) -> None:
-    """Check the storage can hold the sweep, then write the resolved spec and the parameters' distributions."""
+def _start_experiment(spec: Any, location: Location, data: Any) -> None:
+    """Check the storage can hold the sweep, then write the resolved spec, the distributions and the data's facts."""
     import yaml
 
     _prepare_storage(spec, location)
     location.write_text("spec.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False))
     # The searched parameters' distributions, for reports that never import the spec layer.
     location.write_text("parameters.json", json.dumps(spec.space.describe(), indent=2))
+    location.write_text("data.json", json.dumps({
+        "dataset": spec.data.dataset, "train_images": len(data.train), "val_images": len(data.val),
+        "class_names": list(data.class_names), "notes": list(data.notes), "skipped": list(data.skipped)}, indent=2))
 
 
 def _run_and_report(spec: Any, location: Location, sweep: Any, quiet: bool = False) -> int:
@@ -180,6 +194,14 @@ def _describe(spec: Any, source: str, samples: int) -> None:
     space = spec.space
     echo(f"{source}: experiment {spec.name!r}, {spec.trial_count()} trials "
          f"(search {spec.tune.search_alg}, trial scheduler {spec.tune.scheduler}), objective {spec.mode} {spec.metric}")
+    if spec.data.dataset == "folder":
+        from .training.data import describe_cache
+        from .training.engine import data_config
+
+        try:
+            echo(describe_cache(data_config(spec.train_config())))
+        except ValueError as exc:
+            raise SpecError(str(exc)) from None
     echo("searched: " + (", ".join(space.parameter_names) or "nothing (every value is fixed)"))
     if samples <= 0:
         return
@@ -262,7 +284,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     with ray_session(base.tune.address, verbose=args.verbose):
         for strategy, spec, location in planned:
             spec = spec.with_weights(base.model.pretrained)
-            _start_experiment(spec, location)
+            _start_experiment(spec, location, data)
             echo(f"--- {location.name}")
             _run_and_report(spec, location, lambda: run_sweep(spec, location, data=data, echo=echo,
                                                               verbose=args.verbose), quiet=True)
@@ -292,8 +314,9 @@ def cmd_train(args: argparse.Namespace) -> int:
          + (yaml.safe_dump(knobs, default_flow_style=True, width=1000, sort_keys=False).strip() if knobs
             else "the built-in defaults"))
     start = time.monotonic()
+    data = _shared_data(spec)
     try:
-        run = TrainingRun(config)
+        run = TrainingRun(config, data=data)
     except ValueError as exc:  # a combination the spec cannot see (e.g. an LR schedule longer than the budget)
         raise SpecError(f"cannot build this run: {exc}") from None
     echo(f"device: {run.device}, trainable parameters: {run.trainable_params:,}")

@@ -21,7 +21,7 @@ import pandas as pd
 
 from .importance import Importance, parameter_importance
 from .parameters import Parameter, read_parameters
-from .results import TrialRecord, history_frame, read_spec, read_trials, results_frame
+from .results import TrialRecord, history_frame, read_data_info, read_spec, read_trials, results_frame
 from .tables import compare_values, leaderboard, numeric_effects, status_counts, stopped_early, two_way
 from .timeline import timeline, wall_seconds
 
@@ -67,6 +67,7 @@ class Analysis:
     importance: Importance | None  # None: not computed (an intermediate report)
     two_way: list[tuple[str, str, pd.DataFrame, pd.DataFrame]] = field(default_factory=list)
     colour_by: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)  # data.json: how the data was read, images skipped
 
     @property
     def history(self) -> pd.DataFrame:
@@ -113,6 +114,7 @@ def analyze(experiment_dir: str | Path, by: Sequence[str] = (), importance: bool
         importance=parameter_importance(results, params, metric, mode) if importance else None,
         two_way=[(by[0], other, *two_way(results, by[0], other, metric, mode)) for other in by[1:]],
         colour_by=by[0] if by else _default_colour_by(params, discrete),
+        data=read_data_info(experiment_dir),
     )
     return analysis
 

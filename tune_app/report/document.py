@@ -86,6 +86,11 @@ def _header(a: Analysis) -> tuple[str, ...]:
         items.append(f"compute: {duration(o.trial_seconds)} of trial time over {o.trial_epochs} trial-epochs, "
                      f"{duration(o.mean_trial_seconds)} per trial on average ({o.timed_trials} trials); "
                      f"wall time {duration(o.wall_seconds)}")
+    skipped = a.data.get("skipped") or []
+    if skipped:
+        shown = ", ".join(f"`{p}`" for p in skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+        items.append(f"data: {len(skipped)} unreadable image{'s' * (len(skipped) != 1)} left out "
+                     f"(data.skip_bad_images): {shown}")
     return tuple(items)
 
 

@@ -51,6 +51,16 @@ def read_spec(experiment_dir: str | Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def read_data_info(experiment_dir: str | Path) -> dict[str, Any]:
+    """How the sweep read its data (``data.json``: notes, skipped images); empty if not written."""
+    path = Path(experiment_dir) / "data.json"
+    try:
+        data = json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def read_trials(experiment_dir: str | Path) -> list[TrialRecord]:
     """Every trial of the experiment, in the order Ray created them."""
     experiment_dir = Path(experiment_dir)

@@ -53,6 +53,12 @@ class DataSpec(_Section):
     binary: bool = False  # segmentation: one foreground class
     hflip: bool = False  # augmentation: random horizontal flips of training images
     scale: list[float] | None = Field(None, min_length=2, max_length=2)  # augmentation: RandomResizedCrop area range
+    crop_pct: float | None = Field(None, gt=0, le=1)  # folder: validation's centre share; default: the model's, or 0.875
+    interpolation: Literal["bilinear", "bicubic", "nearest", "lanczos"] | None = None  # folder: default the model's
+    cache: Literal["auto", "off"] = "auto"  # folder: decode once into a memory-mapped cache, or read per item
+    cache_dir: str | None = None  # folder: where the cache lives (default $TUNE_APP_CACHE/images, ~/.cache/tune-app)
+    cache_max_gb: float = Field(50.0, gt=0)  # folder: older caches beyond this total are removed
+    skip_bad_images: bool = False  # folder: leave unreadable images out (counted) instead of stopping
 
     def problems(self, at: str) -> list[Problem]:
         found = []

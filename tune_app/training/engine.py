@@ -28,11 +28,11 @@ from typing import Any, Callable, ContextManager, Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from .config import TrainConfig
-from .data import DataBundle, DataConfig, build_data
+from .data import DEFAULT_CROP_PCT, INTERPOLATIONS, DataBundle, DataConfig, build_data
 from .freeze import freeze
+from .loading import SplitLoader
 from .losses import create_loss
 from .metrics import create_metrics
 from .models import count_parameters, create_model
@@ -96,26 +96,40 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
 
 
 def data_config(config: TrainConfig) -> DataConfig:
-    """The data part of a trial's config; pretrained weights bring their own input normalization."""
-    if not config.pretrained or config.data.mean is not None:
-        return config.data
-    mean, std = pretrained_normalization(config.model, config.encoder)
-    return dataclasses.replace(config.data, mean=mean, std=std)
+    """The data part of a trial's config, completed from the model's pretrained config.
+
+    Pretrained weights bring their own input normalization; folder images are framed with
+    the model's ``crop_pct`` (else 0.875) and resized with its interpolation, unless the
+    data section sets them.
+    """
+    data = config.data
+    changes: dict[str, Any] = {}
+    cfg = model_pretrained_cfg(config.model, config.encoder)
+    if config.pretrained and data.mean is None and cfg is not None:
+        changes.update(mean=tuple(cfg.mean), std=tuple(cfg.std))
+    if data.crop_pct is None:
+        changes["crop_pct"] = float(cfg.crop_pct) if cfg is not None and cfg.crop_pct else DEFAULT_CROP_PCT
+    if data.interpolation is None and cfg is not None and cfg.interpolation in INTERPOLATIONS:
+        changes["interpolation"] = cfg.interpolation
+    return dataclasses.replace(data, **changes) if changes else data
 
 
-def pretrained_normalization(model: str, encoder: str | None = None) -> tuple[Any, Any]:
-    """Mean and std the pretrained weights of ``model`` expect (timm's pretrained config); (None, None) if unknown."""
+def model_pretrained_cfg(model: str, encoder: str | None = None) -> Any:
+    """timm's pretrained config of ``model`` (mean, std, crop_pct, interpolation); None if it has none.
+
+    torchvision's weights expect the ImageNet statistics (the folder default) and timm's
+    default framing, so they have none here.
+    """
     source, _, arch = model.partition("/")
     arch = encoder if source == "smp" else arch
     if source not in ("timm", "smp") or not arch:
-        return None, None  # torchvision's weights expect the ImageNet statistics, the folder default
+        return None
     import timm
 
     try:
-        cfg = timm.get_pretrained_cfg(arch.removeprefix("tu-"))
+        return timm.get_pretrained_cfg(arch.removeprefix("tu-"))
     except Exception:  # an architecture without a pretrained config
-        cfg = None
-    return (tuple(cfg.mean), tuple(cfg.std)) if cfg is not None else (None, None)
+        return None
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -143,20 +157,14 @@ class TrainingRun:
             torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
         self.data = data if data is not None else build_data(data_config(config))
 
-        # data: a seeded generator makes the shuffling order part of the checkpoint
+        # data: seeded generators make the shuffling order and the augmentation part of the checkpoint
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.train_loader = DataLoader(
-            self.data.train,
-            batch_size=config.batch_size,
-            shuffle=True,
-            drop_last=len(self.data.train) > config.batch_size,  # a 1-image batch breaks BatchNorm
-            generator=self.generator,
-            num_workers=config.data.num_workers,
-            pin_memory=cuda,
-            persistent_workers=config.data.num_workers > 0,
-        )
-        self.val_loader = DataLoader(self.data.val, batch_size=config.batch_size, num_workers=config.data.num_workers,
-                                     pin_memory=cuda, persistent_workers=config.data.num_workers > 0)
+        self.augment_generator = torch.Generator().manual_seed(config.seed + 1)
+        workers = config.data.num_workers
+        self.train_loader = SplitLoader(self.data.train, config.batch_size, shuffle=True,
+                                        drop_last=len(self.data.train) > config.batch_size,  # 1 image breaks BatchNorm
+                                        generator=self.generator, num_workers=workers, pin_memory=cuda)
+        self.val_loader = SplitLoader(self.data.val, config.batch_size, num_workers=workers, pin_memory=cuda)
 
         # model: fresh head, then freezing (before the optimizer sees the parameters)
         self.model = create_model(config.model, self.data.num_classes, self.data.in_chans, config.pretrained,
@@ -199,10 +207,6 @@ class TrainingRun:
         return {"epoch": self.epoch, **train, **val, "lr": lr, "trainable_params": self.trainable_params,
                 "peak_memory_mb": peak_memory_mb(self.device)}
 
-    def _to_device(self, images: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        images = images.to(self.device, non_blocking=True, memory_format=self.memory_format)
-        return images, targets.to(self.device, non_blocking=True)
-
     def train_one_epoch(self, max_steps: int | None = None) -> dict[str, float]:
         """Train on the training set once (or for ``max_steps`` batches, for smoke tests)."""
         model = self.model
@@ -210,12 +214,12 @@ class TrainingRun:
         loss_sum = torch.zeros((), device=self.device)
         seen = 0
         start = time.perf_counter()
-        for step, (images, targets) in enumerate(self.train_loader):
+        batches = self.train_loader.batches(self.device, self.memory_format, self.augment_generator)
+        for step, (images, targets) in enumerate(batches):
             if step == max_steps:
                 break
             if step == 0 and self.epoch + 1 == self.oom_epoch:
                 raise torch.OutOfMemoryError(f"CUDA out of memory (injected by {FAULT_ENV})")
-            images, targets = self._to_device(images, targets)
             with self.autocast():
                 loss = self.criterion(model(images), targets)
             self.optimizer.zero_grad(set_to_none=True)
@@ -238,10 +242,9 @@ class TrainingRun:
         self.model.eval()
         loss_sum = torch.zeros((), device=self.device)
         seen = 0
-        for step, (images, targets) in enumerate(self.val_loader):
+        for step, (images, targets) in enumerate(self.val_loader.batches(self.device, self.memory_format)):
             if step == max_steps:
                 break
-            images, targets = self._to_device(images, targets)
             with self.autocast():
                 logits = self.model(images)
                 loss = self.criterion(logits, targets)
@@ -287,6 +290,7 @@ class TrainingRun:
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                 "loader": self.generator.get_state(),
+                "augment": self.augment_generator.get_state(),
             },
         }
 
@@ -304,4 +308,6 @@ class TrainingRun:
         if rng.get("cuda") and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
         self.generator.set_state(rng["loader"])
+        if "augment" in rng:  # checkpoints written before batch augmentation have none
+            self.augment_generator.set_state(rng["augment"])
         self.epoch = int(state["epoch"])

@@ -10,6 +10,9 @@ import numpy as np
 from torch.utils.data import Dataset
 
 HALF = (0.5, 0.5, 0.5)  # maps [0, 1] to [-1, 1]: the built-in datasets' default mean and std
+DEFAULT_CROP_PCT = 0.875  # timm's default: validation keeps the centre 87.5% of the resized image
+CACHE_MODES = ("auto", "off")
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest", "lanczos")
 
 
 def _floats(value: Any, field: str, length: int) -> tuple[float, ...]:
@@ -46,6 +49,12 @@ class DataConfig:
     binary: bool = False  # segmentation: every foreground class becomes class 1
     hflip: bool = False  # random horizontal flip of training images (and masks)
     scale: tuple[float, float] | None = None  # RandomResizedCrop area range; None: plain resize
+    crop_pct: float | None = None  # folder: validation keeps this centre share; None: 0.875 (the model's, via the engine)
+    interpolation: str | None = None  # folder: how images are resized to the square; None: the model's, or bilinear
+    cache: str = "auto"  # folder: auto (decode once into a memory-mapped cache if the disk has room) | off
+    cache_dir: str | None = None  # folder: where caches live; None: $TUNE_APP_CACHE/images or ~/.cache/tune-app/images
+    cache_max_gb: float = 50.0  # folder: older caches are removed beyond this total
+    skip_bad_images: bool = False  # folder: leave unreadable images out (counted) instead of stopping
     val_fraction: float = 0.2  # used where there is no separate validation set
     split_seed: int = 0  # fixes the split (and the generated images): same for every trial
     mean: tuple[float, ...] | None = None
@@ -68,6 +77,17 @@ class DataConfig:
                 object.__setattr__(self, field, _floats(value, field, 3))
         if self.std is not None and min(self.std) <= 0:
             raise ValueError(f"data.std must be positive, got {self.std}")
+        if self.crop_pct is not None and not 0.0 < self.crop_pct <= 1.0:
+            raise ValueError(f"data.crop_pct must lie in (0, 1], got {self.crop_pct!r}")
+        if self.cache not in CACHE_MODES:
+            raise ValueError(f"data.cache must be one of {', '.join(CACHE_MODES)}, got {self.cache!r}")
+        if self.interpolation is not None and self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"data.interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
+
+    @property
+    def resize(self) -> str:
+        """The interpolation images are resized with."""
+        return self.interpolation or "bilinear"
 
     def norm(self, default_mean: Sequence[float], default_std: Sequence[float]) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """The normalization to use: this config's, else the dataset's default."""
@@ -88,6 +108,8 @@ class DataBundle:
     in_chans: int
     class_names: tuple[str, ...]  # segmentation: background first
     task: str = "classification"
+    notes: tuple[str, ...] = ()  # how the data is read (cache or per item, and why), for the terminal
+    skipped: tuple[str, ...] = ()  # unreadable images left out (data.skip_bad_images)
 
 
 @dataclass(frozen=True)
@@ -98,6 +120,7 @@ class DatasetInfo:
     tasks: tuple[str, ...]
     mean: tuple[float, ...] = HALF  # the default normalization
     std: tuple[float, ...] = HALF
+    framed: bool = False  # images are resized and centre-cropped (crop_pct), not stored at image_size
     help: str = ""
 
 

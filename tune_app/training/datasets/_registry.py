@@ -12,7 +12,7 @@ from typing import Any
 
 from ..params import unknown_name
 from ..tasks import TASKS
-from ._base import DataBundle, DataConfig, DatasetInfo
+from ._base import DEFAULT_CROP_PCT, DataBundle, DataConfig, DatasetInfo
 from ._folder import IMAGENET_MEAN, IMAGENET_STD, build_folder
 from ._memory import build_digits
 from ._shapes import build_shapes
@@ -23,6 +23,7 @@ DATASETS: dict[str, DatasetInfo] = {
     "shapes": DatasetInfo(build_shapes, ("segmentation",),
                           help="generated circles, squares and triangles with exact masks: 800 images, 4 classes"),
     "folder": DatasetInfo(build_folder, ("classification", "segmentation"), mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                          framed=True,
                           help="your images: data.train_dir (and data.val_dir) in ImageFolder or images/ + masks/ layout"),
 }
 
@@ -45,7 +46,8 @@ def eval_preprocessing(config: DataConfig) -> dict[str, Any]:
     """What validation does to an image before the model sees it, in timm's pretrained-config terms.
 
     ``input_size`` is ``(3, H, W)``; ``crop_pct`` is the share of the (resized) image the
-    centre crop keeps; ``mean``/``std`` normalize after scaling pixels to [0, 1].
+    centre crop keeps (folder images: resized so the shorter side is ``ceil(H / crop_pct)``,
+    then the centre ``H`` x ``W``); ``mean``/``std`` normalize after scaling pixels to [0, 1].
 
     Example:
         >>> eval_preprocessing(DataConfig(dataset="digits", image_size=32))["input_size"]
@@ -54,7 +56,10 @@ def eval_preprocessing(config: DataConfig) -> dict[str, Any]:
     info = check_data(config)
     mean, std = config.norm(info.mean, info.std)
     size = config.image_size
-    return {"input_size": (3, size, size), "mean": mean, "std": std, "interpolation": "bilinear", "crop_pct": 1.0}
+    if not info.framed:  # stored at image_size itself: nothing is cropped
+        return {"input_size": (3, size, size), "mean": mean, "std": std, "interpolation": "bilinear", "crop_pct": 1.0}
+    return {"input_size": (3, size, size), "mean": mean, "std": std, "interpolation": config.resize,
+            "crop_pct": config.crop_pct or DEFAULT_CROP_PCT}
 
 
 def build_data(config: DataConfig) -> DataBundle:

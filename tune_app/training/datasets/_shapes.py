@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._arrays import ArrayDataset
+from ._augment import BatchTransform
 from ._base import DataBundle, DataConfig, HALF
-from ._memory import ImageMasks
-from ._transforms import PairTransform
 
 CLASS_NAMES = ("background", "circle", "square", "triangle")
 CIRCLE, SQUARE, TRIANGLE = 1, 2, 3
@@ -180,11 +180,11 @@ def build_shapes(config: DataConfig) -> DataBundle:
     n_train = COUNT - round(COUNT * config.val_fraction)
     mean, std = config.norm(HALF, HALF)
 
-    def part(rows: slice, train: bool) -> ImageMasks:
-        transform = PairTransform(config.image_size, mean=mean, std=std, train=train, hflip=config.hflip,
-                                  scale=config.scale)
+    def part(rows: slice, train: bool) -> ArrayDataset:
+        transform = BatchTransform(config.image_size, mean=mean, std=std, train=train, hflip=config.hflip,
+                                   scale=config.scale)
         # copies: views would keep the whole generated arrays alive in every holder
-        return ImageMasks(scenes.images[rows].copy(), masks[rows].copy(), transform)
+        return ArrayDataset(scenes.images[rows].copy(), masks[rows].copy(), transform)
 
     names = ("background", "foreground") if config.binary else CLASS_NAMES
     return DataBundle(

@@ -1,0 +1,136 @@
+"""Augmentation of whole batches on tensors, on whatever device the batch is on.
+
+Images arrive as the stored squares, ``[B, C, S, S]`` uint8 (or float in [0, 1]), with
+class labels ``[B]`` or masks ``[B, S, S]``. Validation takes the centre ``size`` crop;
+training takes a RandomResizedCrop (``scale``, the area share of the stored square,
+aspect ratio 3/4 to 4/3, as torchvision draws it) or without ``scale`` the centre crop,
+then a horizontal flip with probability 1/2 (``hflip``). One ``grid_sample`` resamples
+every image of the batch (masks nearest, so they keep class indices); random numbers
+come from a CPU generator the caller owns, so a checkpoint can hold its state.
+
+Example:
+    >>> import torch
+    >>> t = BatchTransform(4, mean=(0.5,) * 3, std=(0.5,) * 3, train=True, hflip=True, scale=(0.5, 1.0))
+    >>> images, masks = t(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), torch.zeros(2, 8, 8, dtype=torch.uint8))
+    >>> tuple(images.shape), tuple(masks.shape), images.min().item()
+    ((2, 3, 4, 4), (2, 4, 4), -1.0)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+RATIO = (3 / 4, 4 / 3)  # RandomResizedCrop's aspect range, as in torchvision and timm
+ATTEMPTS = 10  # torchvision's tries at a box inside the image before it falls back to the centre
+
+
+def sample_boxes(count: int, side: int, scale: tuple[float, float], generator: torch.Generator | None = None,
+                 ratio: tuple[float, float] = RATIO) -> torch.Tensor:
+    """RandomResizedCrop boxes ``[count, 4]`` as (top, left, height, width) in pixels of a ``side`` square.
+
+    torchvision's rule, vectorized: area share uniform in ``scale``, log aspect ratio
+    uniform in ``ratio``, the first of ``ATTEMPTS`` draws that fits, else the whole
+    square clamped to the ratio range; then a uniform position.
+
+    Example:
+        >>> boxes = sample_boxes(1000, 64, (0.25, 0.5), torch.Generator().manual_seed(0))
+        >>> bool(((boxes[:, 2] * boxes[:, 3]) <= 0.5 * 64 * 64 + 64).all())
+        True
+    """
+    area = side * side
+    shares = torch.empty(count, ATTEMPTS).uniform_(scale[0], scale[1], generator=generator)
+    log_ratio = torch.empty(count, ATTEMPTS).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=generator)
+    aspect = log_ratio.exp()
+    widths = (shares * area * aspect).sqrt().round()
+    heights = (shares * area / aspect).sqrt().round()
+    fits = (widths > 0) & (heights > 0) & (widths <= side) & (heights <= side)
+    first = torch.where(fits.any(1), fits.float().argmax(1), torch.full((count,), -1))
+    rows = torch.arange(count)
+    height = torch.where(first >= 0, heights[rows, first.clamp_min(0)], torch.full((count,), float(side)))
+    width = torch.where(first >= 0, widths[rows, first.clamp_min(0)], torch.full((count,), float(side)))
+    # a square cannot break the ratio range (ratio[0] <= 1 <= ratio[1]): the fallback is the whole image
+    offsets = torch.rand(count, 2, generator=generator)
+    top = (offsets[:, 0] * (side - height + 1)).floor().clamp(0, side - 1)
+    left = (offsets[:, 1] * (side - width + 1)).floor().clamp(0, side - 1)
+    return torch.stack([top, left, height, width], 1)
+
+
+class BatchTransform:
+    """Crop (random on training, centre on validation), flip, scale to [0, 1] and normalize a batch.
+
+    Args:
+        size: Output height and width.
+        mean: Per-channel mean, after scaling to [0, 1].
+        std: Per-channel standard deviation.
+        train: Apply the random augmentation; validation only crops the centre.
+        hflip: Flip horizontally with probability 0.5 (training).
+        scale: RandomResizedCrop area range of the stored square; None: the centre crop.
+        channels: Output channels; one-channel images are repeated to fill them.
+    """
+
+    def __init__(self, size: int, *, mean: Sequence[float], std: Sequence[float], train: bool = False,
+                 hflip: bool = False, scale: tuple[float, float] | None = None, channels: int = 3) -> None:
+        self.size = size
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        self.train = train
+        self.hflip = hflip
+        self.scale = scale
+        self.channels = channels
+
+    def __call__(self, images: torch.Tensor, masks: torch.Tensor | None = None,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``images`` ``[B, C, S, S]``, ``masks`` ``[B, S, S]`` or None; both on the same device."""
+        count, side = images.shape[0], images.shape[-1]
+        peak = 255.0 if images.dtype == torch.uint8 else 1.0
+        flips = (torch.rand(count, generator=generator) < 0.5) if self.train and self.hflip else None
+        if self.train and self.scale is not None:
+            boxes = sample_boxes(count, side, self.scale, generator)
+            images, masks = self._resample(images, masks, boxes, flips)
+        else:
+            images, masks = _centre(images, self.size), None if masks is None else _centre(masks, self.size)
+            if flips is not None and flips.any():
+                flips = flips.to(images.device)
+                images = torch.where(flips.view(-1, 1, 1, 1), images.flip(-1), images)
+                masks = None if masks is None else torch.where(flips.view(-1, 1, 1), masks.flip(-1), masks)
+        images = images.float()
+        if images.shape[1] != self.channels:
+            images = images.expand(-1, self.channels, -1, -1)
+        # one fused step: (x / peak - mean) / std
+        mean, std = self.mean.to(images.device) * peak, self.std.to(images.device) * peak
+        return (images - mean) / std, masks
+
+    def _resample(self, images: torch.Tensor, masks: torch.Tensor | None, boxes: torch.Tensor,
+                  flips: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Each image's box resized to ``size`` by one batched grid_sample (bilinear; masks nearest)."""
+        side = images.shape[-1]
+        top, left, height, width = boxes.unbind(1)
+        # affine_grid maps output [-1, 1] onto input [-1, 1] (align_corners=False): scale and shift per box
+        sx, sy = width / side, height / side
+        cx = (left + width / 2) / side * 2 - 1
+        cy = (top + height / 2) / side * 2 - 1
+        if flips is not None:
+            sx = torch.where(flips, -sx, sx)
+        theta = torch.zeros(len(boxes), 2, 3)
+        theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = sx, cx, sy, cy
+        grid = F.affine_grid(theta.to(images.device), [len(boxes), 1, self.size, self.size], align_corners=False)
+        out = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+        if masks is not None:
+            masks = F.grid_sample(masks[:, None].float(), grid, mode="nearest", padding_mode="border",
+                                  align_corners=False)[:, 0].to(masks.dtype)
+        return out, masks
+
+
+def _centre(batch: torch.Tensor, size: int) -> torch.Tensor:
+    """The centre ``size`` x ``size`` crop of the last two dims (the stored square itself if it is that size)."""
+    side = batch.shape[-1]
+    if side == size:
+        return batch
+    if side < size:
+        raise ValueError(f"stored images are {side} px, smaller than the {size} px crop")
+    start = int(round((side - size) / 2.0))
+    return batch[..., start:start + size, start:start + size]
