@@ -7,10 +7,13 @@
 #      per-epoch checkpoint cost of resnet50;
 #   2. GPU packing: 4 trials with tune.resources.gpu 0.25 against 1 trial with gpu 1,
 #      total images/s (benchmarks/gpu_packing.py: tune-app search on spec files it writes).
+#   3. input pipeline: resnet50 at 224 px, bf16, trained from a folder of 2000 real photos
+#      through the image cache, and per item (data.cache: off, 8 workers), against the same
+#      model on synthetic in-memory squares (benchmarks/gpu_input.py; target cache >= 0.9x).
 #
 # Everything goes to $OUT (the device tool's output folder; ./benchmarks/results/gpu_check
-# when OUT is unset): engine_throughput_cuda.json, gpu_packing.json, gpu_check.log,
-# nvidia-smi.txt. Any failure stops the script with a non-zero exit and a FAILED line.
+# when OUT is unset): engine_throughput_cuda.json, gpu_packing.json, gpu_input.json,
+# gpu_check.log, nvidia-smi.txt. Any failure stops the script with a non-zero exit and a FAILED line.
 #
 # Ray, Optuna and pydantic are not on the GPU machine, nor scikit-learn (the digits data) and
 # grpcio: pack them here first, then carry them (not yet tried: the archive must stay under
@@ -56,6 +59,11 @@ step "2. packing: 4 trials x gpu 0.25 vs 1 trial x gpu 1 (tune-app search)"
 python3 -c "import ray, optuna, pydantic" || { echo "FAILED: ray/optuna/pydantic missing: carry .devpkgs"; exit 1; }
 timeout 300 python3 benchmarks/gpu_packing.py --model timm/resnet50@224 --amp bf16 --batch-size 64 \
   --epochs 4 --packed 4 --num-workers 2 --repeats 2 --timeout 140 --out "$OUT/gpu_packing.json"
+
+step "3. input pipeline: resnet50@224 bf16 from the photo cache / per item / synthetic"
+python3 -c "import sklearn" || { echo "FAILED: scikit-learn missing (its sample photos): carry .devpkgs"; exit 1; }
+timeout 420 python3 benchmarks/gpu_input.py --device cuda --model timm/resnet50 --size 224 --amp bf16 \
+  --batch-size 128 --steps 30 --repeats 3 --num-workers 8 --photos 2000 --out "$OUT/gpu_input.json"
 
 step "done"
 ls -l "$OUT"

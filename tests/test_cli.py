@@ -49,6 +49,23 @@ def test_validate_accepts_every_bundled_search_space(path, capsys):
     assert "sample 2:" in out and "each choice once" in out and out.rstrip().endswith(": OK")
 
 
+def test_the_photos_template_validates_against_a_generated_photo_folder(tmp_path, capsys):
+    import timm
+    from safetensors.torch import save_file
+
+    from tune_app.training.data import write_sample_photos
+
+    root = write_sample_photos(tmp_path / "photos", count=12, size=(300, 225))
+    weights = tmp_path / "resnet50.safetensors"  # stands in for timm's hub weights: nothing is downloaded
+    save_file(timm.create_model("resnet50").state_dict(), str(weights))
+    sets = [f"data.train_dir={root / 'train'}", f"data.val_dir={root / 'val'}", f"model.pretrained={weights}",
+            "data.batch_size=2", f"data.cache_dir={tmp_path / 'cache'}"]
+    assert main(["validate", "photos", *[a for s in sets for a in ("--set", s)]]) == 0
+    out = capsys.readouterr().out
+    assert "data.cache: auto: caching 12 images at 235x235 uint8" in out  # resnet50's crop_pct 0.95
+    assert "each choice once" in out and out.rstrip().endswith("photos: OK")
+
+
 def test_validate_reports_a_choice_that_cannot_build(tmp_path, tiny_spec_data, capsys):
     # 3 optimizer steps in all, a third of them warm-up: torch's OneCycleLR divides by zero.
     tiny_spec_data["data"]["batch_size"] = 400

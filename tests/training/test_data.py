@@ -143,7 +143,7 @@ def test_shapes_images_are_the_stored_pixels_normalized():
     bundle = build_data(config)
     image, mask = bundle.val[7]
     torch.testing.assert_close(pixels(image, IMAGENET_MEAN, IMAGENET_STD),
-                               torch.from_numpy(bundle.val.images[7]).float(), atol=1e-3, rtol=0)
+                               torch.from_numpy(bundle.val.images[7]).permute(2, 0, 1).float(), atol=1e-3, rtol=0)
     assert torch.equal(mask, torch.from_numpy(bundle.val.masks[7]).long())
 
 

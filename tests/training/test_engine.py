@@ -115,3 +115,27 @@ def test_adopting_new_hyperparameters_rescales_the_schedule(digits16):
     assert lrs == pytest.approx([2 * lr for lr in reference])  # same cosine shape, twice the height
     decays = {g["weight_decay"] for g in faster.optimizer.param_groups}
     assert decays == {0.0, 0.1}  # biases and norms keep none
+
+
+def test_resuming_on_a_cached_photo_folder_keeps_the_order_and_the_augmentation(tmp_path):
+    from tune_app.training.data import write_sample_photos
+
+    root = write_sample_photos(tmp_path / "photos", count=48, size=(120, 90))
+    data = DataConfig(dataset="folder", train_dir=str(root / "train"), val_dir=str(root / "val"), image_size=32,
+                      hflip=True, scale=(0.3, 1.0), cache_dir=str(tmp_path / "cache"))
+    bundle = build_data(data)
+    config = dict(data=data, epochs=3, batch_size=8, scheduler={"name": "cosine"})
+    straight = [(m["train_loss"], m["val_loss"]) for m in TrainingRun(tiny_config(**config), data=bundle).epochs()]
+
+    first = TrainingRun(tiny_config(**config), data=bundle)
+    history = [next(first.epochs())]
+    torch.save(first.state_dict(), tmp_path / "state.pt")
+    resumed = TrainingRun(tiny_config(**config), data=bundle)
+    resumed.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
+    history += list(resumed.epochs())
+    assert [(m["train_loss"], m["val_loss"]) for m in history] == straight
+    # a different augmentation stream would train differently: the state restored it
+    other = TrainingRun(tiny_config(**config), data=bundle)
+    other.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
+    other.augment_generator.manual_seed(12345)
+    assert next(other.epochs())["train_loss"] != straight[1][0]

@@ -214,7 +214,7 @@ class TrainingRun:
         loss_sum = torch.zeros((), device=self.device)
         seen = 0
         start = time.perf_counter()
-        batches = self.train_loader.batches(self.device, self.memory_format, self.augment_generator)
+        batches = self.train_loader.batches(self.device, self.memory_format, self.augment_generator, reuse=True)
         for step, (images, targets) in enumerate(batches):
             if step == max_steps:
                 break
@@ -242,7 +242,7 @@ class TrainingRun:
         self.model.eval()
         loss_sum = torch.zeros((), device=self.device)
         seen = 0
-        for step, (images, targets) in enumerate(self.val_loader.batches(self.device, self.memory_format)):
+        for step, (images, targets) in enumerate(self.val_loader.batches(self.device, self.memory_format, reuse=True)):
             if step == max_steps:
                 break
             with self.autocast():

@@ -55,12 +55,25 @@ class SplitLoader:
         return len(self.loader)
 
     def batches(self, device: torch.device, memory_format: torch.memory_format = torch.contiguous_format,
-                augment: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Every batch of one pass, on ``device``; ``augment`` draws the random augmentation."""
+                augment: torch.Generator | None = None,
+                reuse: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Every batch of one pass, on ``device``; ``augment`` draws the random augmentation.
+
+        With ``reuse`` (a training loop that is done with a batch when it asks for the one
+        after next), CPU batches are written into two alternating buffers.
+        """
+        if self.arrays and device.type == "cpu":  # cut each crop from the stored array: no copy of whole squares
+            buffers: list[torch.Tensor | None] = [None, None]
+            for step, positions in enumerate(self.loader.positions()):
+                images, targets = self.dataset.transformed(positions, augment, buffers[step % 2])
+                if reuse and buffers[step % 2] is None:
+                    buffers[step % 2] = images
+                yield images.contiguous(memory_format=memory_format), targets
+            return
         for images, targets in self.loader:
             images = images.to(device, non_blocking=True)
             targets = targets.to(device, non_blocking=True)
-            if self.arrays:
+            if self.arrays:  # raw squares, augmented here on the device
                 images, masks = self.dataset.transform(images, targets if targets.ndim == 3 else None, augment)
                 targets = targets if masks is None else masks
             yield images.contiguous(memory_format=memory_format), targets.long()

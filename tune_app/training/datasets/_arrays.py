@@ -1,18 +1,21 @@
 """Splits whose images live in one array, read a batch at a time: the input path of every dataset.
 
 The built-in datasets hold their arrays in memory; folder datasets map the decoded-once
-cache (see :mod:`._cache`). A :class:`BatchLoader` reads index batches straight from the
-array (no per-item Python, no image decoding), and the split's
-:class:`~._augment.BatchTransform` augments the batch where it is, on the GPU when the
-trial has one: uint8 travels there, a quarter of float32's bytes.
+cache (see :mod:`._cache`). A :class:`BatchLoader` draws index batches; on a GPU the raw
+squares of a batch are gathered (in a background thread), copied as uint8 (a quarter of
+float32's bytes) and augmented there by the split's :class:`~._augment.BatchTransform`;
+on the CPU the transform cuts each image's crop straight from the array. No image is
+decoded and nothing runs per item in Python but the crop of each image.
 
 Example:
     >>> import numpy as np
     >>> from ._augment import BatchTransform
-    >>> images = np.zeros((10, 3, 8, 8), np.uint8)
+    >>> images = np.zeros((10, 8, 8, 3), np.uint8)
     >>> split = ArrayDataset(images, np.arange(10) % 2, BatchTransform(8, mean=(0.5,) * 3, std=(0.5,) * 3))
-    >>> [tuple(x.shape) for x, _ in BatchLoader(split, batch_size=4)]
-    [(4, 3, 8, 8), (4, 3, 8, 8), (2, 3, 8, 8)]
+    >>> [tuple(x.shape) for x, _ in BatchLoader(split, batch_size=4)]   # raw batches, for a GPU
+    [(4, 8, 8, 3), (4, 8, 8, 3), (2, 8, 8, 3)]
+    >>> tuple(split.transformed(np.arange(4))[0].shape)               # transformed on the CPU
+    (4, 3, 8, 8)
 """
 
 from __future__ import annotations
@@ -30,11 +33,11 @@ from ._augment import BatchTransform
 
 
 class ArrayDataset(Dataset):
-    """One split of images stored as ``[N, C, S, S]`` squares, with class labels or masks.
+    """One split of images stored as ``[N, S, S, C]`` squares (channels last), with class labels or masks.
 
     Args:
-        images: ``[N, C, S, S]`` uint8, or float32 in [0, 1]: a NumPy array, or an array-like
-            with ``shape`` and ``__getitem__(index array)`` (the mapped cache).
+        images: ``[N, S, S, C]`` uint8, or float32 in [0, 1]: a NumPy array, or an array-like
+            with ``shape``, ``dtype`` and NumPy indexing (the mapped cache).
         targets: ``[N]`` class labels, or ``[N, S, S]`` raw mask values (uint8).
         transform: The split's batch transform (augmentation on training splits).
         rows: The rows of ``images`` and ``targets`` that form this split; None: all of them.
@@ -58,7 +61,7 @@ class ArrayDataset(Dataset):
 
     @property
     def segmentation(self) -> bool:
-        return np.ndim(self.targets_all[:1]) == 3
+        return len(self.targets_all.shape) == 3
 
     @property
     def targets(self) -> np.ndarray:
@@ -81,24 +84,37 @@ class ArrayDataset(Dataset):
         rows = range(len(self.paths)) if self.rows is None else self.rows
         return [(self.paths[r], int(self.targets_all[r])) for r in rows]
 
+    def _rows(self, positions: np.ndarray) -> np.ndarray:
+        positions = np.asarray(positions, dtype=np.int64)
+        return positions if self.rows is None else self.rows[positions]
+
     def read(self, positions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """The raw batch at ``positions`` of this split (CPU): stored images and labels or class masks."""
-        rows = np.asarray(positions, dtype=np.int64) if self.rows is None else self.rows[positions]
+        """The raw batch at ``positions`` of this split: stored squares and labels or class masks (CPU)."""
+        rows = self._rows(positions)
         images = torch.from_numpy(np.ascontiguousarray(self.images[rows]))
         targets = np.asarray(self.targets_all[rows])
         if targets.ndim == 3 and self.lut is not None:
             targets = self.lut[targets]
         return images, torch.from_numpy(np.ascontiguousarray(targets))
 
+    def transformed(self, positions: np.ndarray, generator: torch.Generator | None = None,
+                    out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch at ``positions``, transformed on the CPU straight from the stored arrays (into ``out``)."""
+        rows = self._rows(positions)
+        masks = self.targets_all if self.segmentation else None
+        images, out_masks = self.transform.gather(self.images, rows, masks, self.lut, generator, out)
+        if out_masks is not None:
+            return images, out_masks.long()
+        return images, torch.from_numpy(np.asarray(self.targets_all[rows], dtype=np.int64))
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """One item, transformed (a batch of one; random draws from torch's global generator)."""
-        images, targets = self.read(np.array([index]))
-        images, masks = self.transform(images, targets if targets.ndim == 3 else None)
-        return images[0], (masks if masks is not None else targets)[0].long()
+        """One item, transformed (random draws from torch's global generator)."""
+        images, targets = self.transformed(np.array([index]))
+        return images[0], targets[0]
 
 
 class BatchLoader:
-    """Batches of an :class:`ArrayDataset`: sorted index batches read from its array, untransformed.
+    """Index batches of an :class:`ArrayDataset`, and its raw batches (for a copy to a GPU).
 
     Args:
         dataset: The split.
@@ -106,7 +122,7 @@ class BatchLoader:
         shuffle: A new order every pass, drawn from ``generator`` (so a checkpoint holds it).
         drop_last: Leave out a last, smaller batch.
         generator: The shuffling generator.
-        pin_memory: Pin batches for asynchronous copies to a GPU, and read the next batch in a
+        pin_memory: Pin raw batches for asynchronous copies, and read the next one in a
             background thread while the current one trains.
     """
 
@@ -123,7 +139,8 @@ class BatchLoader:
         count = len(self.dataset) / self.batch_size
         return math.floor(count) if self.drop_last else math.ceil(count)
 
-    def _batches(self) -> list[np.ndarray]:
+    def positions(self) -> list[np.ndarray]:
+        """One pass's index batches (a new order per call when shuffling)."""
         count = len(self.dataset)
         order = torch.randperm(count, generator=self.generator).numpy() if self.shuffle else np.arange(count)
         starts = range(0, len(self) * self.batch_size, self.batch_size)
@@ -137,7 +154,8 @@ class BatchLoader:
         return images, targets
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        batches = self._batches()  # the order is drawn now, in this thread
+        """Raw batches: stored squares ``[B, S, S, C]`` and targets, untransformed."""
+        batches = self.positions()  # the order is drawn now, in this thread
         if not self.pin_memory:
             for positions in batches:
                 yield self._read(positions)

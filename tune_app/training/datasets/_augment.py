@@ -1,17 +1,26 @@
-"""Augmentation of whole batches on tensors, on whatever device the batch is on.
+"""Augmentation of whole batches, drawn once per batch and applied where the batch is.
 
-Images arrive as the stored squares, ``[B, C, S, S]`` uint8 (or float in [0, 1]), with
-class labels ``[B]`` or masks ``[B, S, S]``. Validation takes the centre ``size`` crop;
-training takes a RandomResizedCrop (``scale``, the area share of the stored square,
-aspect ratio 3/4 to 4/3, as torchvision draws it) or without ``scale`` the centre crop,
-then a horizontal flip with probability 1/2 (``hflip``). One ``grid_sample`` resamples
-every image of the batch (masks nearest, so they keep class indices); random numbers
-come from a CPU generator the caller owns, so a checkpoint can hold its state.
+Images are stored as squares, ``[N, S, S, C]`` (channels last: a crop of one image is
+one block of memory) uint8, or float in [0, 1], with class labels ``[N]`` or masks
+``[N, S, S]``. Validation takes the centre ``size`` crop; training a RandomResizedCrop
+(``scale``: the area share of the stored square, aspect ratio 3/4 to 4/3, drawn as
+torchvision draws it) or without ``scale`` the centre crop, then a horizontal flip with
+probability 1/2 (``hflip``). Random numbers come from a CPU generator the caller owns,
+so a checkpoint can hold its state.
+
+Two ways to apply the same draws:
+
+- on a GPU (:meth:`BatchTransform.__call__`): the stored squares travel as uint8 and one
+  ``grid_sample`` resamples the whole batch there;
+- on the CPU (:meth:`BatchTransform.gather`): each image's box is cut from the stored
+  array (the mapped cache) as a view, resized with torch's vectorized uint8 resize and
+  normalized into the batch while it is in the processor's cache, so the full squares
+  are never copied.
 
 Example:
     >>> import torch
     >>> t = BatchTransform(4, mean=(0.5,) * 3, std=(0.5,) * 3, train=True, hflip=True, scale=(0.5, 1.0))
-    >>> images, masks = t(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), torch.zeros(2, 8, 8, dtype=torch.uint8))
+    >>> images, masks = t(torch.zeros(2, 8, 8, 3, dtype=torch.uint8), torch.zeros(2, 8, 8, dtype=torch.uint8))
     >>> tuple(images.shape), tuple(masks.shape), images.min().item()
     ((2, 3, 4, 4), (2, 4, 4), -1.0)
 """
@@ -19,13 +28,14 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 RATIO = (3 / 4, 4 / 3)  # RandomResizedCrop's aspect range, as in torchvision and timm
-ATTEMPTS = 10  # torchvision's tries at a box inside the image before it falls back to the centre
+ATTEMPTS = 10  # torchvision's tries at a box inside the image before it falls back to the whole image
 
 
 def sample_boxes(count: int, side: int, scale: tuple[float, float], generator: torch.Generator | None = None,
@@ -34,7 +44,7 @@ def sample_boxes(count: int, side: int, scale: tuple[float, float], generator: t
 
     torchvision's rule, vectorized: area share uniform in ``scale``, log aspect ratio
     uniform in ``ratio``, the first of ``ATTEMPTS`` draws that fits, else the whole
-    square clamped to the ratio range; then a uniform position.
+    square; then a uniform position.
 
     Example:
         >>> boxes = sample_boxes(1000, 64, (0.25, 0.5), torch.Generator().manual_seed(0))
@@ -52,7 +62,6 @@ def sample_boxes(count: int, side: int, scale: tuple[float, float], generator: t
     rows = torch.arange(count)
     height = torch.where(first >= 0, heights[rows, first.clamp_min(0)], torch.full((count,), float(side)))
     width = torch.where(first >= 0, widths[rows, first.clamp_min(0)], torch.full((count,), float(side)))
-    # a square cannot break the ratio range (ratio[0] <= 1 <= ratio[1]): the fallback is the whole image
     offsets = torch.rand(count, 2, generator=generator)
     top = (offsets[:, 0] * (side - height + 1)).floor().clamp(0, side - 1)
     left = (offsets[:, 1] * (side - width + 1)).floor().clamp(0, side - 1)
@@ -75,21 +84,34 @@ class BatchTransform:
     def __init__(self, size: int, *, mean: Sequence[float], std: Sequence[float], train: bool = False,
                  hflip: bool = False, scale: tuple[float, float] | None = None, channels: int = 3) -> None:
         self.size = size
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        self.mean = torch.tensor(mean, dtype=torch.float32)
+        self.std = torch.tensor(std, dtype=torch.float32)
         self.train = train
         self.hflip = hflip
         self.scale = scale
         self.channels = channels
 
+    # ---------------------------------------------------------------- draws
+    def draw(self, count: int, side: int, generator: torch.Generator | None) -> tuple[Any, Any]:
+        """This batch's random choices: boxes (or None: the centre) and flips (or None)."""
+        flips = (torch.rand(count, generator=generator) < 0.5) if self.train and self.hflip else None
+        boxes = sample_boxes(count, side, self.scale, generator) if self.train and self.scale is not None else None
+        return boxes, flips
+
+    def _affine(self, peak: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x * scale + shift`` is ``(x / peak - mean) / std``, per channel."""
+        scale = 1.0 / (self.std * peak)
+        return scale.to(device), (-self.mean / self.std).to(device)
+
+    # ------------------------------------------------------- batch on a device
     def __call__(self, images: torch.Tensor, masks: torch.Tensor | None = None,
                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``images`` ``[B, C, S, S]``, ``masks`` ``[B, S, S]`` or None; both on the same device."""
-        count, side = images.shape[0], images.shape[-1]
+        """A stored batch ``[B, S, S, C]`` (and masks ``[B, S, S]``) where it is -> ``[B, 3, size, size]`` float."""
+        count, side = images.shape[0], images.shape[1]
         peak = 255.0 if images.dtype == torch.uint8 else 1.0
-        flips = (torch.rand(count, generator=generator) < 0.5) if self.train and self.hflip else None
-        if self.train and self.scale is not None:
-            boxes = sample_boxes(count, side, self.scale, generator)
+        boxes, flips = self.draw(count, side, generator)
+        images = images.permute(0, 3, 1, 2)
+        if boxes is not None:
             images, masks = self._resample(images, masks, boxes, flips)
         else:
             images, masks = _centre(images, self.size), None if masks is None else _centre(masks, self.size)
@@ -100,9 +122,8 @@ class BatchTransform:
         images = images.float()
         if images.shape[1] != self.channels:
             images = images.expand(-1, self.channels, -1, -1)
-        # one fused step: (x / peak - mean) / std
-        mean, std = self.mean.to(images.device) * peak, self.std.to(images.device) * peak
-        return (images - mean) / std, masks
+        scale, shift = self._affine(peak, images.device)
+        return torch.addcmul(shift.view(1, -1, 1, 1), images, scale.view(1, -1, 1, 1)), masks
 
     def _resample(self, images: torch.Tensor, masks: torch.Tensor | None, boxes: torch.Tensor,
                   flips: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -123,6 +144,52 @@ class BatchTransform:
             masks = F.grid_sample(masks[:, None].float(), grid, mode="nearest", padding_mode="border",
                                   align_corners=False)[:, 0].to(masks.dtype)
         return out, masks
+
+    # ------------------------------------------------------- batch on the CPU
+    def gather(self, images: Any, rows: np.ndarray, masks: Any = None, lut: np.ndarray | None = None,
+               generator: torch.Generator | None = None,
+               out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The transformed batch of ``rows`` of stored arrays (NumPy or mapped), cut image by image on the CPU.
+
+        ``masks`` (``[N, S, S]`` raw values, mapped through ``lut``) come back as uint8 class masks.
+        ``out``, a float ``[>= len(rows), C, size, size]`` buffer, is written instead of a new one:
+        a new 40 MB batch costs more in page faults than its normalization.
+        """
+        side = images.shape[1]
+        count = len(rows)
+        boxes, flips = self.draw(count, side, generator)
+        peak = 255.0 if images.dtype == np.uint8 else 1.0
+        scale, shift = (v.view(-1, 1, 1) for v in self._affine(peak, torch.device("cpu")))
+        shape = (self.channels, self.size, self.size)
+        out = out[:count] if out is not None and len(out) >= count and out.shape[1:] == shape else torch.empty(
+            count, *shape)
+        out_masks = None if masks is None else torch.empty(count, self.size, self.size, dtype=torch.uint8)
+        start = int(round((side - self.size) / 2.0))
+        centre = (start, start, self.size, self.size)
+        for k, row in enumerate(rows):
+            top, left, height, width = centre if boxes is None else (int(v) for v in boxes[k].tolist())
+            # a view of the stored square's box: nothing outside it is read
+            crop = torch.from_numpy(np.asarray(images[row, top:top + height, left:left + width])).permute(2, 0, 1)
+            if (height, width) != (self.size, self.size):
+                crop = _resize(crop, self.size)
+            flip = flips is not None and bool(flips[k])
+            # copy_ converts uint8 to float vectorized (addcmul on uint8 does not), then in place
+            out[k].copy_(crop.flip(-1) if flip else crop).mul_(scale).add_(shift)
+            if out_masks is not None:
+                mask = np.asarray(masks[row, top:top + height, left:left + width])
+                if lut is not None:
+                    mask = lut[mask]
+                mask = torch.from_numpy(np.ascontiguousarray(mask))
+                if (height, width) != (self.size, self.size):
+                    mask = F.interpolate(mask[None, None], size=(self.size, self.size), mode="nearest-exact")[0, 0]
+                out_masks[k] = mask.flip(-1) if flip else mask
+        return out, out_masks
+
+
+def _resize(crop: torch.Tensor, size: int) -> torch.Tensor:
+    """``[C, h, w]`` -> ``[C, size, size]``, antialiased bilinear; uint8 stays uint8 (torch's vectorized path)."""
+    batch = crop[None].contiguous(memory_format=torch.channels_last)
+    return F.interpolate(batch, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
 
 
 def _centre(batch: torch.Tensor, size: int) -> torch.Tensor:

@@ -3,7 +3,7 @@
 Each image is decoded once, its shorter side resized to the stored side ``S`` and its
 centre square kept (placed so that the square's centre ``image_size`` crop is timm's
 validation crop) (masks the same way, nearest neighbour), and written into
-``images.u8`` (``[N, 3, S, S]``, and ``masks.u8``, ``[N, S, S]``) under the node's cache
+``images.u8`` (``[N, S, S, 3]``, and ``masks.u8``, ``[N, S, S]``) under the node's cache
 directory (``data.cache_dir``, else ``$TUNE_APP_CACHE/images``, else
 ``~/.cache/tune-app/images``). Every trial on the node maps the same files read-only, so
 the page cache holds one copy however many trials run.
@@ -21,16 +21,17 @@ Example:
 
 from __future__ import annotations
 
-import concurrent.futures
 import fcntl
 import hashlib
 import json
 import math
-import multiprocessing
 import os
+import queue
 import shutil
 import socket
+import subprocess
 import sys
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -39,7 +40,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from ._decode import load_mask, load_rgb, square, square_mask
+from ...imaging import decode_into
 
 VERSION = 1
 CHUNK = 64  # images per task of the decoding pool
@@ -126,7 +127,8 @@ class FolderCache:
         return self.count * per_image
 
     def image_shape(self) -> tuple[int, int, int, int]:
-        return (self.count, 3, self.side, self.side)
+        """``[N, S, S, 3]``: channels last, so one image's crop is one block of the file."""
+        return (self.count, self.side, self.side, 3)
 
     def exists(self) -> bool:
         return (self.path / "meta.json").is_file()
@@ -188,10 +190,11 @@ class FolderCache:
             raise
 
     def _decode_all(self, partial: Path, echo: Echo | None, start: float) -> tuple[dict[int, str], dict[int, list]]:
-        chunks = [list(range(i, min(i + CHUNK, self.count))) for i in range(0, self.count, CHUNK)]
-        tasks = [(str(partial), self.image_shape(), self.crop, self.interpolation, chunk,
-                  [self.image_paths[i] for i in chunk],
-                  None if self.mask_paths is None else [self.mask_paths[i] for i in chunk]) for chunk in chunks]
+        chunks = [{"rows": rows, "images": [self.image_paths[i] for i in rows],
+                   "masks": None if self.mask_paths is None else [self.mask_paths[i] for i in rows]}
+                  for rows in (list(range(i, min(i + CHUNK, self.count))) for i in range(0, self.count, CHUNK))]
+        task = {"directory": str(partial), "shape": list(self.image_shape()), "crop": self.crop,
+                "interpolation": self.interpolation}
         workers = max(1, min(_cpus(), self.count // PER_WORKER))
         if echo:
             echo(f"decoding {self.count} images once into the image cache {self.path} ({self.nbytes / 2**20:.0f} "
@@ -200,58 +203,66 @@ class FolderCache:
         values: dict[int, list] = {}
         progress = _Progress(self.count, echo, start)
         if workers == 1:
-            results: Iterator[Any] = map(_decode_chunk, tasks)
-            for result in results:
-                progress.add(_merge(result, bad, values))
+            results: Iterator[dict] = (decode_into(**task, **chunk) for chunk in chunks)
         else:
-            # spawn: a fork of a process running trial threads (Ray's, torch's) can deadlock
-            context = multiprocessing.get_context("spawn")
-            with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-                for result in pool.map(_decode_chunk, tasks):
-                    progress.add(_merge(result, bad, values))
+            results = _in_processes(task, [chunks[w::workers] for w in range(workers)], partial)
+        for result in results:
+            if result["mismatched"]:  # a mask that does not fit its image is a mistake in the data
+                raise ValueError(result["mismatched"][0])
+            bad.update({int(k): v for k, v in result["bad"].items()})
+            values.update({int(k): v for k, v in result["values"].items()})
+            progress.add(result["done"])
         progress.finish()
         return bad, values
 
 
-def _merge(result: tuple[dict, dict, list, int], bad: dict[int, str], values: dict[int, list]) -> int:
-    """Fold one chunk's outcome into ``bad`` and ``values``; the number of images it decoded."""
-    chunk_bad, chunk_values, mismatched, count = result
-    if mismatched:  # a mask that does not fit its image is a mistake in the data, not an unreadable file
-        raise ValueError(mismatched[0])
-    bad.update(chunk_bad)
-    values.update(chunk_values)
-    return count
+def _in_processes(task: dict, shares: list[list[dict]], partial: Path) -> Iterator[dict]:
+    """Each share of chunks decoded by a ``python -m tune_app.imaging`` process; results as they come.
+
+    Separate interpreters, not a multiprocessing pool: a fork of a process running trial
+    threads (Ray's, torch's) can deadlock, and spawn re-runs the user's main script.
+    """
+    events: queue.Queue = queue.Queue()
+    procs = []
+    for w, share in enumerate(shares):
+        task_file = partial / f"task-{w}.json"
+        task_file.write_text(json.dumps({**task, "chunks": share}))
+        proc = subprocess.Popen([sys.executable, "-m", "tune_app.imaging", str(task_file)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=_worker_env())
+        procs.append(proc)
+        threading.Thread(target=_relay, args=(proc, events), daemon=True).start()
+    running = len(procs)
+    try:
+        while running:
+            kind, payload = events.get()
+            if kind == "result":
+                yield payload
+            elif kind == "failed":
+                raise RuntimeError(f"an image cache worker failed: {payload}")
+            else:
+                running -= 1
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        for w in range(len(shares)):
+            (partial / f"task-{w}.json").unlink(missing_ok=True)
 
 
-def _decode_chunk(task: tuple) -> tuple[dict[int, str], dict[int, list], list[str], int]:
-    """Decode the images (and masks) of one chunk into the cache files; runs in a pool process."""
-    directory, shape, crop, interpolation, rows, images, masks = task
-    count, _, side, _ = shape
-    image_out = np.memmap(Path(directory) / "images.u8", np.uint8, "r+", shape=shape)
-    mask_out = None if masks is None else np.memmap(Path(directory) / "masks.u8", np.uint8, "r+",
-                                                    shape=(count, side, side))
-    bad: dict[int, str] = {}
-    values: dict[int, list] = {}
-    mismatched: list[str] = []
-    for k, row in enumerate(rows):
-        try:
-            image = load_rgb(images[k])
-            image_out[row] = np.asarray(square(image, side, interpolation, crop)).transpose(2, 0, 1)
-        except Exception as exc:  # PIL raises many kinds for truncated or foreign files
-            bad[row] = f"{type(exc).__name__}: {exc}"[:300]
-            continue
-        if mask_out is not None:
-            mask = load_mask(masks[k])
-            if mask.shape != (image.height, image.width):
-                mismatched.append(f"mask {masks[k]} is {mask.shape[1]}x{mask.shape[0]} but image {images[k]} is "
-                                  f"{image.width}x{image.height}")
-                continue
-            mask_out[row] = square_mask(mask, side, crop)
-            values[row] = np.unique(mask).tolist()
-    image_out.flush()
-    if mask_out is not None:
-        mask_out.flush()
-    return bad, values, mismatched, len(rows)
+def _relay(proc: subprocess.Popen, events: queue.Queue) -> None:
+    assert proc.stdout is not None and proc.stderr is not None
+    for line in proc.stdout:
+        events.put(("result", json.loads(line)))
+    code = proc.wait()
+    events.put(("failed", proc.stderr.read()[-2000:] or f"exit code {code}") if code else ("done", None))
+
+
+def _worker_env() -> dict[str, str]:
+    """This environment, with this package importable (also when it runs from a checkout)."""
+    package_parent = str(Path(__file__).resolve().parents[3])
+    path = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONPATH": package_parent + (os.pathsep + path if path else "")}
 
 
 class _Progress:
@@ -366,10 +377,15 @@ class CachedArray:
     def __len__(self) -> int:
         return self.cache.count
 
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.uint8)
+
     def array(self) -> np.memmap:
         if self._mapped is None:
             self.cache.ensure()  # on another node: build (or find) that node's copy
-            self._mapped = np.memmap(self.cache.path / f"{self.name}.u8", np.uint8, "r", shape=self.shape)
+            # copy-on-write: views are writable for torch (which warns on read-only arrays), pages stay shared
+            self._mapped = np.memmap(self.cache.path / f"{self.name}.u8", np.uint8, "c", shape=self.shape)
         return self._mapped
 
     def __getitem__(self, index: Any) -> np.ndarray:

@@ -28,7 +28,7 @@ def build_digits(config: DataConfig) -> DataBundle:
     digits = load_digits()
     images = torch.from_numpy(digits.images.astype(np.float32) / 16.0)[:, None]  # [N, 1, 8, 8] in [0, 1]
     images = F.interpolate(images, size=(config.image_size, config.image_size), mode="bilinear", align_corners=False)
-    images = images.numpy()
+    images = images.permute(0, 2, 3, 1).numpy()  # [N, S, S, 1]: stored channels last, as every dataset
     labels = digits.target.astype(np.int64)
     train_idx, val_idx = stratified_split(digits.target, config.val_fraction, config.split_seed)
     mean, std = config.norm(HALF, HALF)

@@ -16,7 +16,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ._augment import BatchTransform
-from ._decode import load_mask, load_rgb, square, square_mask
+from ...imaging import load_mask, load_rgb, square, square_mask
 
 
 class FolderItems(Dataset):
@@ -60,25 +60,22 @@ class FolderItems(Dataset):
         return len(self.image_paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = np.asarray(square(load_rgb(self.image_paths[index]), self.side, self.interpolation, self.crop))
-        images = torch.from_numpy(image.transpose(2, 0, 1).copy())[None]
+        image = np.array(square(load_rgb(self.image_paths[index]), self.side, self.interpolation, self.crop))
         if self.mask_paths is None:
-            out, _ = self.transform(images)
+            out, _ = self.transform.gather(image[None], np.array([0]))
             return out[0], torch.tensor(self.labels[index])  # type: ignore[index]
         mask = square_mask(load_mask(self.mask_paths[index]), self.side, self.crop)
-        if self.lut is not None:
-            mask = self.lut[mask]
-        out, masks = self.transform(images, torch.from_numpy(mask)[None])
+        out, masks = self.transform.gather(image[None], np.array([0]), mask[None], self.lut)
         return out[0], masks[0].long()  # type: ignore[index]
 
 
 def unreadable(paths: Sequence[str]) -> dict[str, str]:
-    """Path -> reason for each file PIL cannot open and verify (a check without decoding every pixel)."""
+    """Path -> reason for each file PIL cannot decode (one full decode each: truncation shows only then)."""
     bad = {}
     for path in paths:
         try:
             with Image.open(path) as image:
-                image.verify()
+                image.load()
         except Exception as exc:  # PIL raises many kinds for truncated or foreign files
             bad[path] = f"{type(exc).__name__}: {exc}"[:300]
     return bad

@@ -184,7 +184,8 @@ def build_shapes(config: DataConfig) -> DataBundle:
         transform = BatchTransform(config.image_size, mean=mean, std=std, train=train, hflip=config.hflip,
                                    scale=config.scale)
         # copies: views would keep the whole generated arrays alive in every holder
-        return ArrayDataset(scenes.images[rows].copy(), masks[rows].copy(), transform)
+        return ArrayDataset(np.ascontiguousarray(scenes.images[rows].transpose(0, 2, 3, 1)), masks[rows].copy(),
+                            transform)
 
     names = ("background", "foreground") if config.binary else CLASS_NAMES
     return DataBundle(

@@ -1,7 +1,9 @@
-"""Reading image and mask files, and framing them as the stored squares of the input pipeline.
+"""Reading image and mask files, framing them as stored squares, and the cache's decoding worker.
 
-Both input paths use these functions, so they frame images identically: the cache
-(decode once, store the square) and per-item reading (``data.cache: off``).
+Both input paths use these functions, so they frame images identically: the image
+cache (decode once, store the square) and per-item reading (``data.cache: off``). The
+module needs PIL and NumPy only: ``python -m tune_app.imaging TASK.json`` is one worker
+process of a cache build, started in a second, without torch.
 
 Example:
     >>> from PIL import Image
@@ -10,6 +12,10 @@ Example:
 """
 
 from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -74,4 +80,52 @@ def _offset(extent: int, side: int, crop: int | None) -> int:
 
 def square_mask(mask: np.ndarray, side: int, crop: int | None = None) -> np.ndarray:
     """:func:`square` for a mask, nearest neighbour: class indices stay class indices."""
-    return np.asarray(square(Image.fromarray(mask), side, "nearest", crop))
+    return np.array(square(Image.fromarray(mask), side, "nearest", crop))
+
+
+# ------------------------------------------------------------------ the worker
+def decode_into(directory: str, shape: list[int], crop: int, interpolation: str, rows: list[int],
+                images: list[str], masks: list[str] | None) -> dict:
+    """Decode ``images`` (and ``masks``) into rows ``rows`` of the cache files in ``directory``.
+
+    Returns ``{"done": n, "bad": {row: why}, "values": {row: mask values}, "mismatched": [...]}``.
+    """
+    count, side = shape[0], shape[1]
+    image_out = np.memmap(Path(directory) / "images.u8", np.uint8, "r+", shape=tuple(shape))
+    mask_out = None if masks is None else np.memmap(Path(directory) / "masks.u8", np.uint8, "r+",
+                                                    shape=(count, side, side))
+    bad: dict[int, str] = {}
+    values: dict[int, list] = {}
+    mismatched: list[str] = []
+    for k, row in enumerate(rows):
+        try:
+            image = load_rgb(images[k])
+            image_out[row] = np.asarray(square(image, side, interpolation, crop))
+        except Exception as exc:  # PIL raises many kinds for truncated or foreign files
+            bad[row] = f"{type(exc).__name__}: {exc}"[:300]
+            continue
+        if mask_out is not None:
+            mask = load_mask(masks[k])  # type: ignore[index]
+            if mask.shape != (image.height, image.width):
+                mismatched.append(f"mask {masks[k]} is {mask.shape[1]}x{mask.shape[0]} but image "  # type: ignore[index]
+                                  f"{images[k]} is {image.width}x{image.height}")
+                continue
+            mask_out[row] = square_mask(mask, side, crop)
+            values[row] = np.unique(mask).tolist()
+    image_out.flush()
+    if mask_out is not None:
+        mask_out.flush()
+    return {"done": len(rows), "bad": bad, "values": values, "mismatched": mismatched}
+
+
+def worker(task_file: str) -> None:
+    """Decode every chunk of a task file, printing one JSON line of results per chunk."""
+    task = json.loads(Path(task_file).read_text())
+    for chunk in task["chunks"]:
+        result = decode_into(task["directory"], task["shape"], task["crop"], task["interpolation"], chunk["rows"],
+                             chunk["images"], chunk["masks"])
+        print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    worker(sys.argv[1])
