@@ -42,6 +42,8 @@ class SplitLoader:
                  generator: torch.Generator | None = None, num_workers: int = 0, pin_memory: bool = False) -> None:
         self.dataset = dataset
         self.arrays = isinstance(dataset, ArrayDataset)
+        # On the CPU each crop is cut from the stored array; False takes a GPU's way there too (tests).
+        self.cut_on_cpu = True
         if self.arrays:
             self.loader: BatchLoader | DataLoader = BatchLoader(dataset, batch_size, shuffle=shuffle,
                                                                  drop_last=drop_last, generator=generator,
@@ -62,7 +64,7 @@ class SplitLoader:
         With ``reuse`` (a training loop that is done with a batch when it asks for the one
         after next), CPU batches are written into two alternating buffers.
         """
-        if self.arrays and device.type == "cpu":  # cut each crop from the stored array: no copy of whole squares
+        if self.arrays and device.type == "cpu" and self.cut_on_cpu:  # no copy of whole squares
             buffers: list[torch.Tensor | None] = [None, None]
             for step, positions in enumerate(self.loader.positions()):
                 images, targets = self.dataset.transformed(positions, augment, buffers[step % 2])

@@ -122,18 +122,21 @@ class BatchLoader:
         shuffle: A new order every pass, drawn from ``generator`` (so a checkpoint holds it).
         drop_last: Leave out a last, smaller batch.
         generator: The shuffling generator.
-        pin_memory: Pin raw batches for asynchronous copies, and read the next one in a
-            background thread while the current one trains.
+        pin_memory: Pin raw batches for asynchronous copies to a GPU.
+        prefetch: Read the next batches in a background thread while the current one trains
+            (default: with ``pin_memory``, i.e. for a GPU).
     """
 
     def __init__(self, dataset: ArrayDataset, batch_size: int, *, shuffle: bool = False, drop_last: bool = False,
-                 generator: torch.Generator | None = None, pin_memory: bool = False) -> None:
+                 generator: torch.Generator | None = None, pin_memory: bool = False,
+                 prefetch: bool | None = None) -> None:
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.generator = generator
         self.pin_memory = pin_memory
+        self.prefetch = pin_memory if prefetch is None else prefetch
 
     def __len__(self) -> int:
         count = len(self.dataset) / self.batch_size
@@ -156,7 +159,7 @@ class BatchLoader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Raw batches: stored squares ``[B, S, S, C]`` and targets, untransformed."""
         batches = self.positions()  # the order is drawn now, in this thread
-        if not self.pin_memory:
+        if not self.prefetch:
             for positions in batches:
                 yield self._read(positions)
             return
