@@ -87,12 +87,19 @@ def test_every_search_algorithm_runs_a_real_sweep(alg, tmp_path, digits16, ray_l
                                                               (0.01, "focal")}
 
 
+# Two good trials first, then two that cannot learn (lr 1e-6): an early-stopping scheduler
+# must stop one of those, whatever order the batches come in.
+GOOD_THEN_HOPELESS = [{"lr": lr, "loss": "ce", "scheduler": "cosine"} for lr in (1e-2, 5e-3, 1e-6, 2e-6)]
+
+
 @pytest.mark.parametrize("scheduler", sorted(set(TRIAL_SCHEDULERS) - {"pbt"}))  # pbt: its own test below
 def test_every_trial_scheduler_runs_a_real_sweep(scheduler, tmp_path, digits16, ray_local):
-    tune = {"scheduler": scheduler, "num_samples": 4}
+    tune = {"scheduler": scheduler, "num_samples": 4, "points_to_evaluate": GOOD_THEN_HOPELESS}
     if scheduler == "hyperband":
         tune["max_concurrent"] = None  # its brackets need every trial created up front
-    spec, results, history, _ = sweep(tmp_path, digits16, f"sched-{scheduler}", tune=tune, train={"epochs": 3})
+    search = {**TINY_SPEC["search"], "lr": {"loguniform": [1e-6, 1e-2]}}
+    spec, results, history, _ = sweep(tmp_path, digits16, f"sched-{scheduler}", tune=tune, train={"epochs": 3},
+                                      search=search)
     assert len(results) == 4 and set(results["status"]) == {"TERMINATED"}, results
     assert results["epochs"].between(1, 3).all()
     if scheduler == "fifo":

@@ -25,7 +25,8 @@ FULL_PARAMS = {
     "bce": {"pos_weight": 2.0, "label_smoothing": 0.1},
     "focal": {"alpha": 0.5, "gamma": 0.5},
     "dice": {"smooth": 0.0, "include_background": False},
-    "dice_bce": {"dice_weight": 0.7, "smooth": 0.5, "include_background": False},
+    "focal_bce": {"alpha": 0.5, "gamma": 1.0},
+    "dice_bce": {"bce_weight": 0.5, "dice_weight": 0.7, "smooth": 0.5, "include_background": False},
     "iou": {"smooth": 0.0, "include_background": False},
     "mse": {},
 }
@@ -67,7 +68,7 @@ def build(config: dict, shape: str) -> torch.nn.Module:
 
 # -------------------------------------------------------------- contract
 def test_registry_has_the_design_names_for_both_tasks():
-    assert list(LOSSES) == ["ce", "bce", "focal", "dice", "dice_bce", "iou", "mse"]
+    assert list(LOSSES) == ["ce", "bce", "focal", "focal_bce", "dice", "dice_bce", "iou", "mse"]
     for info in LOSSES.values():
         assert set(info.tasks) == {"classification", "segmentation"} and info.help
 
@@ -272,10 +273,10 @@ def test_dice_bce_weight_endpoints_are_the_pure_losses(problem):
         return create_loss(config, "segmentation", 3)(logits, target)
 
     torch.testing.assert_close(loss({"name": "dice_bce", "dice_weight": 0.0}), loss({"name": "ce"}))
-    torch.testing.assert_close(loss({"name": "dice_bce", "dice_weight": 1.0, "smooth": 0.3}),
+    torch.testing.assert_close(loss({"name": "dice_bce", "bce_weight": 0.0, "smooth": 0.3}),
                                loss({"name": "dice", "smooth": 0.3}))
-    halfway = loss({"name": "dice_bce"})  # default weight 0.5
-    torch.testing.assert_close(halfway, (loss({"name": "ce"}) + loss({"name": "dice"})) / 2)
+    both = loss({"name": "dice_bce"})  # default weights 1 and 1: the chapter's BCE + Dice
+    torch.testing.assert_close(both, loss({"name": "ce"}) + loss({"name": "dice"}))
 
 
 @pytest.mark.parametrize("config", [
@@ -297,7 +298,7 @@ def test_one_channel_head_equals_two_channel_head_with_logits_zero_and_z(config)
 
 # ---------------------------------------------------------------- errors
 def test_unknown_loss_is_an_error_listing_the_known_names():
-    with pytest.raises(ValueError, match="unknown loss 'dice2' \\(did you mean 'dice'\\?\\); valid: ce, bce, focal, dice, dice_bce, iou, mse"):
+    with pytest.raises(ValueError, match="unknown loss 'dice2' \\(did you mean 'dice'\\?\\); valid: ce, bce, focal, focal_bce, dice, dice_bce, iou, mse"):
         create_loss({"name": "dice2"}, "classification", 3)
 
 
@@ -328,3 +329,72 @@ def test_mask_with_a_channel_dim_is_a_shape_error(name):
 
 def test_module_docstring_example_runs():
     assert doctest.testmod(losses_module).failed == 0
+
+
+# ------------------------------------------------- the chapter's code, transcribed
+class ChapterDiceBCELoss(torch.nn.Module):
+    """The chapter's DiceBCELoss, as written there (binary masks, sigmoid on the inputs)."""
+
+    def forward(self, inputs, targets, smooth=1):
+        inputs = torch.sigmoid(inputs)
+        inputs = inputs.view(-1)
+        targets = targets.view(-1)
+        intersection = (inputs * targets).sum()
+        dice_loss = 1 - (2. * intersection + smooth) / (inputs.sum() + targets.sum() + smooth)
+        BCE = F.binary_cross_entropy(inputs, targets, reduction="mean")
+        Dice_BCE = BCE + dice_loss
+        return Dice_BCE
+
+
+class ChapterFocalLoss(torch.nn.Module):
+    """The chapter's FocalLoss, as written there: ALPHA = 0.8, GAMMA = 2 on the batch-mean BCE."""
+
+    def forward(self, inputs, targets, alpha=0.8, gamma=2, smooth=1):
+        inputs = torch.sigmoid(inputs)
+        inputs = inputs.view(-1)
+        targets = targets.view(-1)
+        BCE = F.binary_cross_entropy(inputs, targets, reduction="mean")
+        BCE_EXP = torch.exp(-BCE)
+        focal_loss = alpha * (1 - BCE_EXP) ** gamma * BCE
+        return focal_loss
+
+
+CHAPTER_SHAPES = [(2, 1, 6, 6), (4, 1, 16, 16), (1, 1, 32, 24), (8, 1, 3, 5)]
+
+
+@pytest.mark.parametrize("shape", CHAPTER_SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize(("name", "chapter"), [("dice_bce", ChapterDiceBCELoss), ("focal_bce", ChapterFocalLoss)])
+def test_the_chapters_losses_exactly_on_binary_masks(name, chapter, shape):
+    g = torch.Generator().manual_seed(sum(shape))
+    # unsure to confident logits; much beyond |z| ~ 8 the chapter's sigmoid-then-log loses float32
+    # digits (sigmoid(17) is 1.0, and its BCE clamps log 0 at -100) where ours, on the logits, does not
+    for scale in (0.5, 1.0, 2.0):
+        logits = scale * torch.randn(shape, generator=g)
+        mask = (torch.rand(shape[:1] + shape[2:], generator=g) < 0.3).long()
+        ours = create_loss({"name": name}, "segmentation", 2)(logits, mask)
+        theirs = chapter()(logits, mask.unsqueeze(1).float())
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+
+
+def test_dice_bce_weights_scale_each_term():
+    logits, target = BINARY_LOGITS, BINARY_TARGET
+
+    def loss(config: dict) -> torch.Tensor:
+        return create_loss(config, "segmentation", 2)(logits, target)
+
+    ce, dice = loss({"name": "ce"}), loss({"name": "dice"})
+    torch.testing.assert_close(loss({"name": "dice_bce"}), ce + dice)
+    torch.testing.assert_close(loss({"name": "dice_bce", "bce_weight": 0.5, "dice_weight": 2.0}), 0.5 * ce + 2 * dice)
+    torch.testing.assert_close(loss({"name": "dice_bce", "dice_weight": 0.0}), ce)
+
+
+def test_focal_bce_differs_from_the_per_element_focal_loss():
+    logits, target = BINARY_LOGITS, BINARY_TARGET
+    per_element = create_loss({"name": "focal", "alpha": 0.8, "gamma": 2.0}, "segmentation", 2)(logits, target)
+    batch_mean = create_loss({"name": "focal_bce"}, "segmentation", 2)(logits, target)
+    assert not torch.allclose(per_element, batch_mean, rtol=0.05)
+
+
+def test_every_loss_says_its_formula_in_one_line():
+    for name, info in LOSSES.items():
+        assert info.help and "\n" not in info.help and any(c in info.help for c in "=+-^("), name

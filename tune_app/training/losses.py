@@ -19,9 +19,9 @@ computed in float32, also under autocast: sums over many pixels lose too much in
 
 Example:
     >>> loss = create_loss({"name": "dice_bce", "dice_weight": 0.3}, task="segmentation", num_classes=2)
-    >>> # all-background masks, p = 0.5 everywhere: 0.7 * ln 2 + 0.3 * (1 - (0 + 1) / (64 + 0 + 1))
+    >>> # all-background masks, p = 0.5 everywhere: 1 * ln 2 + 0.3 * (1 - (0 + 1) / (64 + 0 + 1))
     >>> loss(torch.zeros(2, 1, 8, 8), torch.zeros(2, 8, 8, dtype=torch.long))
-    tensor(0.7806)
+    tensor(0.9885)
 """
 
 from __future__ import annotations
@@ -195,16 +195,41 @@ class JaccardLoss(_OverlapLoss):
 
 
 class DiceBCELoss(nn.Module):
-    """``(1 - dice_weight) * ce + dice_weight * dice``; ``ce`` is binary cross entropy for one channel."""
+    """``bce_weight * BCE + dice_weight * Dice``; the defaults (1, 1) are the chapter's ``BCE + dice_loss``.
 
-    def __init__(self, dice_weight: float = 0.5, smooth: float = 1.0, include_background: bool = True) -> None:
+    ``BCE`` is the batch-mean binary cross entropy for one channel, cross entropy for more.
+    """
+
+    def __init__(self, bce_weight: float = 1.0, dice_weight: float = 1.0, smooth: float = 1.0,
+                 include_background: bool = True) -> None:
         super().__init__()
+        self.bce_weight = bce_weight
         self.dice_weight = dice_weight
         self.ce = CrossEntropyLoss()
         self.dice = DiceLoss(smooth=smooth, include_background=include_background)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return (1 - self.dice_weight) * self.ce(logits, target) + self.dice_weight * self.dice(logits, target)
+        return self.bce_weight * self.ce(logits, target) + self.dice_weight * self.dice(logits, target)
+
+
+class FocalBCELoss(nn.Module):
+    """The chapter's focal loss: ``alpha * (1 - exp(-BCE)) ** gamma * BCE`` on the batch-mean ``BCE``.
+
+    One focusing factor for the whole batch, from its mean cross entropy (binary for one
+    channel, softmax cross entropy for more), unlike :class:`FocalLoss`, which weighs every
+    element by its own ``p_t``.
+    """
+
+    def __init__(self, alpha: float = 0.8, gamma: float = 2.0) -> None:
+        super().__init__()
+        self.alpha = alpha
+        self.gamma = gamma
+        self.ce = CrossEntropyLoss()
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        bce = self.ce(logits, target)
+        # -expm1(-bce) is 1 - exp(-bce) without cancellation when bce is small
+        return self.alpha * (-torch.expm1(-bce)).clamp_min(torch.finfo(torch.float32).tiny).pow(self.gamma) * bce
 
 
 class MSELoss(nn.Module):
@@ -227,7 +252,7 @@ LOSSES: dict[str, LossInfo] = {
     "ce": LossInfo(
         CrossEntropyLoss,
         {"label_smoothing": fraction(high_open=True, help="probability mass spread evenly over the classes")},
-        help="cross entropy (binary cross entropy for a one-channel head)",
+        help="-mean log p_target (binary cross entropy for a one-channel head)",
     ),
     "bce": LossInfo(
         BCELoss,
@@ -235,7 +260,7 @@ LOSSES: dict[str, LossInfo] = {
             "pos_weight": positive(help="weight of the positive term of every class; default 1"),
             "label_smoothing": fraction(high_open=True, help="each 0/1 target moves to t*(1-s) + s/2"),
         },
-        help="per-class sigmoid binary cross entropy on the one-hot target (multi-label style)",
+        help="-mean [w y log s(z) + (1 - y) log(1 - s(z))] per class, sigmoid s, one-hot y (multi-label style)",
     ),
     "focal": LossInfo(
         FocalLoss,
@@ -243,28 +268,37 @@ LOSSES: dict[str, LossInfo] = {
             "alpha": fraction(help="weight of positives (sigmoid form) or of the whole loss (softmax form)"),
             "gamma": non_negative(help="focusing exponent; 0 gives (weighted) cross entropy"),
         },
-        help="focal loss, down-weights easy examples",
+        help="mean alpha_t (1 - p_t)^gamma (-log p_t) per element (Lin et al., torchvision's sigmoid_focal_loss)",
+    ),
+    "focal_bce": LossInfo(
+        FocalBCELoss,
+        {
+            "alpha": positive(help="scale of the loss (default 0.8)"),
+            "gamma": non_negative(help="focusing exponent (default 2)"),
+        },
+        help="alpha (1 - exp(-BCE))^gamma BCE on the batch-mean BCE (the chapter's focal loss)",
     ),
     "dice": LossInfo(
         DiceLoss,
         {"smooth": _SMOOTH, "include_background": _BACKGROUND},
-        help="soft Dice (soft F1 over the batch for classification)",
+        help="1 - mean_c (2 sum(p y) + smooth) / (sum p + sum y + smooth), soft Dice",
     ),
     "dice_bce": LossInfo(
         DiceBCELoss,
         {
-            "dice_weight": fraction(help="share of Dice; the rest is (binary) cross entropy"),
+            "bce_weight": non_negative(help="weight of the (binary) cross entropy (default 1)"),
+            "dice_weight": non_negative(help="weight of the soft Dice loss (default 1)"),
             "smooth": _SMOOTH,
             "include_background": _BACKGROUND,
         },
-        help="weighted sum of cross entropy and soft Dice",
+        help="bce_weight BCE + dice_weight Dice (default 1 and 1: the chapter's BCE + Dice)",
     ),
     "iou": LossInfo(
         JaccardLoss,
         {"smooth": _SMOOTH, "include_background": _BACKGROUND},
-        help="soft Jaccard / IoU (soft Jaccard over the batch for classification)",
+        help="1 - mean_c (sum(p y) + smooth) / (sum p + sum y - sum(p y) + smooth), soft Jaccard",
     ),
-    "mse": LossInfo(MSELoss, help="mean squared error between probabilities and the one-hot target"),
+    "mse": LossInfo(MSELoss, help="mean (p - y)^2 over every element, probabilities against the one-hot target"),
 }
 
 
