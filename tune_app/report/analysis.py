@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from .diagnostics import stalled_trials
 from .importance import Importance, parameter_importance
 from .parameters import Parameter, read_parameters
 from .results import TrialRecord, history_frame, read_data_info, read_spec, read_trials, results_frame
@@ -68,6 +69,7 @@ class Analysis:
     two_way: list[tuple[str, str, pd.DataFrame, pd.DataFrame]] = field(default_factory=list)
     colour_by: str | None = None
     data: dict[str, Any] = field(default_factory=dict)  # data.json: how the data was read, images skipped
+    stalled: pd.DataFrame = field(default_factory=pd.DataFrame)  # learned, yet scored at chance
 
     @property
     def history(self) -> pd.DataFrame:
@@ -106,6 +108,7 @@ def analyze(experiment_dir: str | Path, by: Sequence[str] = (), importance: bool
     _check_by(by, names, discrete)
     budget, inferred = _budget(train, results)
     events = timeline(trials, metric)
+    data = read_data_info(experiment_dir)
     analysis = Analysis(
         experiment_dir=experiment_dir, spec=spec, metric=metric, mode=mode, trials=trials, results=results,
         events=events, parameters=params, overview=_overview(results, events, metric, mode, budget, inferred),
@@ -114,7 +117,8 @@ def analyze(experiment_dir: str | Path, by: Sequence[str] = (), importance: bool
         importance=parameter_importance(results, params, metric, mode) if importance else None,
         two_way=[(by[0], other, *two_way(results, by[0], other, metric, mode)) for other in by[1:]],
         colour_by=by[0] if by else _default_colour_by(params, discrete),
-        data=read_data_info(experiment_dir),
+        data=data,
+        stalled=stalled_trials(trials, spec.get("task", "classification"), metric, len(data.get("class_names") or [])),
     )
     return analysis
 

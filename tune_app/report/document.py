@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..trial_result import FAILED_STATUSES
 from .analysis import Analysis, is_missing
+from .diagnostics import CAUSE
 from .formatting import duration, fmt, mean_std, percent, value_range
 from .importance import SEED
 
@@ -56,6 +57,11 @@ def build_document(analysis: Analysis) -> list[Block]:
     blocks += _two_way(a)
     blocks += _effects(a)
     blocks += _importance(a)
+    if not a.stalled.empty:
+        blocks += [Block("h2", "Trials that learned but scored at chance"),
+                   Block("text", f"Their training loss fell while `{a.metric}` stayed at its chance level. The likely "
+                                 f"cause: {CAUSE}."),
+                   Block("table", table=a.stalled.reset_index(drop=True))]
     failed = a.results[a.results["status"].isin(FAILED_STATUSES)]
     if not failed.empty:
         table = failed[["trial_id", "epochs", "error"]].copy()

@@ -106,6 +106,16 @@ class TrainSpec(_Section):
     metric: str = "val_acc"
     mode: Literal["max", "min"] | None = None  # default: the metric's natural direction
     device: str = "auto"
+    precise_bn: Any = "auto"  # auto | off | N: BatchNorm statistics recomputed over N training batches
+
+    @field_validator("precise_bn", mode="before")
+    @classmethod
+    def _precise_bn(cls, value: Any) -> Any:
+        if value is False or value == "off":  # `off` written bare is YAML's false
+            return "off"
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value
+        raise ValueError(f"must be auto, off or a number of training batches >= 1, got {value!r}")
 
     def problems(self, at: str) -> list[Problem]:
         found = []
@@ -292,6 +302,7 @@ class ExperimentSpec(_Section):
             batch_size=self.data.batch_size,
             epochs=self.train.epochs,
             optimizer=optimizer_options(self.train.optimizer),
+            precise_bn=self.train.precise_bn,
             seed=self.train.seed,
             device=self.train.device,
         )

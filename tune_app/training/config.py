@@ -90,6 +90,7 @@ class TrainConfig:
     loss: dict[str, Any] = field(default_factory=lambda: {"name": "ce"})
     scheduler: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
     amp: str = "off"
+    precise_bn: int | str = "auto"  # auto | off | N batches: BatchNorm statistics recomputed before evaluating
     # reproducibility and placement
     seed: int = 0
     device: str = "auto"

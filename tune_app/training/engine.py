@@ -37,6 +37,7 @@ from .losses import create_loss
 from .metrics import create_metrics
 from .models import count_parameters, create_model
 from .optimizers import create_optimizer
+from .precise_bn import AUTO_IMAGES, needs_recompute, recompute, training_batch_norms
 from .schedulers import Budget, create_scheduler, current_lr
 
 
@@ -175,6 +176,7 @@ class TrainingRun:
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model.to(self.device, memory_format=self.memory_format)
         self.trainable_params = count_parameters(self.model, trainable_only=True)
+        self.bn_layers = training_batch_norms(self.model)
 
         # loss, optimizer, schedule
         self.criterion = create_loss(config.loss, task=config.task, num_classes=self.data.num_classes)
@@ -201,11 +203,49 @@ class TrainingRun:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         train = self.train_one_epoch()
+        start = time.perf_counter()
+        recomputed = self.precise_bn()
+        precise_s = time.perf_counter() - start if recomputed else 0.0
         val = self.evaluate()
         self.schedule.after_epoch({**train, **val})
         self.epoch += 1
         return {"epoch": self.epoch, **train, **val, "lr": lr, "trainable_params": self.trainable_params,
+                "precise_bn_batches": recomputed, "precise_bn_s": precise_s,
                 "peak_memory_mb": peak_memory_mb(self.device)}
+
+    def precise_bn(self) -> int:
+        """Recompute the training BatchNorm layers' statistics as ``train.precise_bn`` says; batches used.
+
+        Batches come from a shuffle of the training split of their own (seeded by the trial
+        and the epoch), so the training order and augmentation stay as they would be without.
+        """
+        mode = self.config.precise_bn
+        if mode in ("off", False) or not self.bn_layers:
+            return 0
+        if mode == "auto":
+            steps = (self.epoch + 1) * len(self.train_loader)  # this epoch's steps included
+            if not needs_recompute(self.bn_layers, steps):
+                return 0
+            count = min(len(self.train_loader), math.ceil(AUTO_IMAGES / self.config.batch_size))
+        else:
+            count = int(mode)
+        seed = self.config.seed * 1_000_003 + self.epoch
+        loader = SplitLoader(self.data.train, self.config.batch_size, shuffle=True,
+                             drop_last=len(self.data.train) > self.config.batch_size,
+                             generator=torch.Generator().manual_seed(seed), num_workers=self.config.data.num_workers,
+                             pin_memory=self.device.type == "cuda")
+        augment = torch.Generator().manual_seed(seed + 1)
+
+        def images() -> Iterator[torch.Tensor]:
+            given = 0
+            while given < count:  # more batches than one pass: another pass
+                for batch, _ in loader.batches(self.device, self.memory_format, augment, reuse=True):
+                    if given == count:
+                        return
+                    given += 1
+                    yield batch
+
+        return recompute(self.model, self.bn_layers, images(), self.autocast)
 
     def train_one_epoch(self, max_steps: int | None = None) -> dict[str, float]:
         """Train on the training set once (or for ``max_steps`` batches, for smoke tests)."""
