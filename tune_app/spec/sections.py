@@ -149,7 +149,10 @@ class TuneSpec(_Section):
     time_budget_s: float | None = Field(None, gt=0)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     checkpoint_every: int = Field(1, ge=0)  # epochs between checkpoints; 0: none (no restore after a failure)
-    keep_checkpoints: int = Field(2, ge=1)  # per trial
+    # While a trial can continue it keeps its `keep_checkpoints` best checkpoints (by the objective) and
+    # its latest; once it cannot, only the `keep_best_trials` best trials keep anything: their best weights.
+    keep_checkpoints: int = Field(1, ge=1)
+    keep_best_trials: int = Field(3, ge=1)
     max_failures: int = Field(2, ge=0)  # restarts of a failed trial, from its last checkpoint
     address: str | None = None
     dashboard: Any = False  # local Ray's dashboard: true -> 127.0.0.1:8265, or "host:port"

@@ -54,6 +54,7 @@ __all__ = [
     "MODEL_SOURCES",
     "LoadResult",
     "ModelInfo",
+    "ModelSize",
     "ModelSource",
     "PretrainedWeightsError",
     "check_model_name",
@@ -64,6 +65,7 @@ __all__ = [
     "resolve_pretrained",
     "split_model_name",
     "stage_count_for",
+    "state_size_for",
 ]
 
 
@@ -340,7 +342,8 @@ def resolve_pretrained(name: str, pretrained: bool | str | os.PathLike[str] | No
     """Turn ``model.pretrained`` into ``False`` or a local weights file, once before a sweep.
 
     ``True`` finds the library's weights in its cache (downloading them unless
-    ``HF_HUB_OFFLINE=1``), so no trial fetches anything; a path must exist.
+    ``HF_HUB_OFFLINE=1``), so no trial fetches anything; a path must exist (a weights
+    file, or the directory of a model ``tune-app export`` wrote).
 
     Raises:
         PretrainedWeightsError: The file does not exist, or ``True`` and nothing is cached
@@ -427,5 +430,34 @@ def parameter_count_for(name: str, *, task: str = "classification", encoder: str
     return sum(p.numel() for p in _skeleton(name, task, encoder).parameters())
 
 
-def _skeleton(name: str, task: str, encoder: str | None) -> nn.Module:
-    return build_light(functools.partial(create_model, name, 2, 3, False, task=task, encoder=encoder))
+@dataclass(frozen=True)
+class ModelSize:
+    """How big a model's ``state_dict`` is: bytes and tensors, parameters alone and in all (buffers too)."""
+
+    state_bytes: int
+    state_tensors: int
+    param_bytes: int
+    param_tensors: int
+
+
+@functools.lru_cache(maxsize=32)
+def state_size_for(name: str, *, task: str = "classification", encoder: str | None = None,
+                   num_classes: int = 2) -> ModelSize:
+    """The size of model ``name``'s ``state_dict`` with a ``num_classes`` head, without allocating it.
+
+    Example:
+        >>> size = state_size_for("timm/test_resnet", num_classes=10)
+        >>> size.param_bytes == 4 * (parameter_count_for("timm/test_resnet") + 8 * (96 + 1))  # 8 more classes
+        True
+        >>> size.state_bytes > size.param_bytes  # BatchNorm statistics
+        True
+    """
+    model = _skeleton(name, task, encoder, num_classes)
+    state = model.state_dict()
+    params = dict(model.named_parameters())
+    return ModelSize(state_bytes=sum(t.numel() * t.element_size() for t in state.values()), state_tensors=len(state),
+                     param_bytes=sum(p.numel() * p.element_size() for p in params.values()), param_tensors=len(params))
+
+
+def _skeleton(name: str, task: str, encoder: str | None, num_classes: int = 2) -> nn.Module:
+    return build_light(functools.partial(create_model, name, num_classes, 3, False, task=task, encoder=encoder))
