@@ -76,7 +76,7 @@ class DataSpec(_Section):
 class ModelSpec(_Section):
     name: str = "timm/resnet18"
     encoder: str | None = None  # smp/<arch>: the timm encoder, e.g. resnet18
-    pretrained: Any = False  # true: the library's hub/cache; or a .safetensors/.pth path
+    pretrained: Any = False  # true: the library's hub/cache; a .safetensors/.pth path; an exported best_model/
 
     @field_validator("pretrained", mode="before")
     @classmethod
@@ -87,9 +87,10 @@ class ModelSpec(_Section):
     freeze_bn: bool = True  # frozen BatchNorm layers stay in eval mode
 
     def problems(self, at: str) -> list[Problem]:
-        if isinstance(self.pretrained, str) and not user_path(self.pretrained).is_file():
+        if isinstance(self.pretrained, str) and not user_path(self.pretrained).exists():
             return [(f"{at}.pretrained", f"no weights file at {self.pretrained!r} (give a .safetensors or .pth file, "
-                                         f"true for the library's cache, or false)")]
+                                         f"a model directory tune-app export wrote, true for the library's cache, "
+                                         f"or false)")]
         return []
 
 

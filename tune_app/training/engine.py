@@ -38,6 +38,7 @@ from .metrics import create_metrics
 from .models import count_parameters, create_model
 from .optimizers import create_optimizer
 from .schedulers import Budget, create_scheduler, current_lr
+from .weights import exported_normalization
 
 
 FAULT_ENV = "TUNE_APP_INJECT_FAULT"
@@ -99,7 +100,7 @@ def data_config(config: TrainConfig) -> DataConfig:
     """The data part of a trial's config; pretrained weights bring their own input normalization."""
     if not config.pretrained or config.data.mean is not None:
         return config.data
-    mean, std = pretrained_normalization(config.model, config.encoder)
+    mean, std = exported_normalization(config.pretrained) or pretrained_normalization(config.model, config.encoder)
     return dataclasses.replace(config.data, mean=mean, std=std)
 
 

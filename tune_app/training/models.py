@@ -45,6 +45,7 @@ from .tv_segmentation import TorchvisionSegmentation
 from .weights import (
     LoadResult,
     PretrainedWeightsError,
+    exported_config,
     load_weights,
     timm_weights_file,
     torchvision_weights_file,
@@ -361,7 +362,7 @@ def resolve_pretrained(name: str, pretrained: bool | str | os.PathLike[str] | No
             raise ValueError(f"{name} needs model.encoder to know which pretrained weights to use")
         return MODEL_SOURCES[source].weights_file(arch, encoder)
     path = Path(pretrained).expanduser().resolve()
-    if not path.is_file():
+    if not path.is_file() and exported_config(path) is None:  # a weights file, or an exported model's directory
         raise PretrainedWeightsError(f"model.pretrained: no such file: {path}")
     return str(path)
 
@@ -381,8 +382,8 @@ def create_model(
         name: ``timm/<arch>``, ``torchvision/<arch>`` or ``smp/<arch>``.
         num_classes: Classes (segmentation: including the background).
         in_chans: Input channels; pretrained first-conv kernels are summed or tiled to fit.
-        pretrained: ``False``, ``True`` (the library's weights, from its cache), or a
-            weights file. Weights whose name and shape match are loaded; the head stays fresh.
+        pretrained: ``False``, ``True`` (the library's weights, from its cache), a
+            weights file, or an exported model's directory (``tune-app export``). Weights whose name and shape match are loaded; the head stays fresh.
         task: ``classification`` or ``segmentation``.
         encoder: The timm encoder of an ``smp/`` model.
 
