@@ -49,9 +49,7 @@ def cmd_search(args: argparse.Namespace) -> int:
          f"trial scheduler {spec.tune.scheduler}, {spec.train.epochs} epochs at most, "
          f"objective {spec.mode} {spec.metric}")
     echo(f"experiment: {location}")
-    from .budget import disk_budget
-
-    echo(f"disk: {disk_budget(spec).describe()}")
+    echo(_budget_line(spec))
     return _run_and_report(spec, location, lambda: run_sweep(spec, location, data=data, echo=echo,
                                                               verbose=args.verbose))
 
@@ -118,6 +116,14 @@ def _export_quietly(location: Location) -> str:
         return export_best_model(location).describe()
     except SpecError as exc:
         return f"no best_model/: {exc}"
+    except Exception as exc:  # a damaged checkpoint, a full disk: the sweep's results stand; export can be rerun
+        return f"no best_model/: {type(exc).__name__}: {exc} (retry with tune-app export {location})"
+
+
+def _budget_line(spec: Any) -> str:
+    from .budget import disk_budget
+
+    return f"disk: {disk_budget(spec).describe()}"
 
 
 def _disk_summary(spec: Any, location: Location) -> None:
@@ -205,9 +211,7 @@ def _describe(spec: Any, source: str, samples: int) -> None:
     echo(f"{source}: experiment {spec.name!r}, {spec.trial_count()} trials "
          f"(search {spec.tune.search_alg}, trial scheduler {spec.tune.scheduler}), objective {spec.mode} {spec.metric}")
     echo("searched: " + (", ".join(space.parameter_names) or "nothing (every value is fixed)"))
-    from .budget import disk_budget
-
-    echo(f"disk: {disk_budget(spec).describe()}")
+    echo(_budget_line(spec))
     if samples <= 0:
         return
     points = space.grid()[:samples] if spec.tune.search_alg == "grid" else space.sample(samples, seed=spec.search_seed)

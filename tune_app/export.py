@@ -59,7 +59,7 @@ class Exported:
     def describe(self) -> str:
         text = f"best model: trial {self.trial_id} at epoch {self.epoch} ({self.metric} {self.value:.4f}) -> {self.path}"
         if self.best_value is not None and self.best_value != self.value:
-            text += (f" (its best epoch, {self.metric} {self.best_value:.4f}, has no checkpoint: "
+            text += (f" (its best epoch, {self.metric} {self.best_value:.4f}, left no checkpoint, as with "
                      f"tune.checkpoint_every > 1)")
         return text
 
