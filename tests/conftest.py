@@ -6,7 +6,12 @@ import atexit
 import copy
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -55,3 +60,53 @@ def tiny_spec_data() -> dict:
 @pytest.fixture
 def tiny_spec_file(tmp_path: Path, tiny_spec_data: dict) -> Path:
     return write_spec(tmp_path / "tiny.yaml", tiny_spec_data)
+
+
+@dataclass
+class Sweep:
+    """A finished sweep run by the command line, and the most disk its checkpoints took while it ran."""
+
+    experiment: Path
+    stdout: str
+    returncode: int
+    peak_checkpoints: int  # bytes of checkpoints and best_model/, the most seen at once
+    peak_total: int
+
+
+@pytest.fixture(scope="session")
+def asha_sweep(tmp_path_factory) -> Sweep:
+    """12 trials of the tiny model under ASHA (2 epochs, two at a time), the experiment's disk polled throughout.
+
+    Shared by the budget, export and predict tests: one real sweep serves them all.
+    """
+    from tune_app.budget import used_bytes
+
+    root = tmp_path_factory.mktemp("asha")
+    data = copy.deepcopy(TINY_SPEC)
+    data["name"] = "asha12"
+    data["tune"].update(num_samples=12, search_alg="random", max_concurrent=2,
+                        scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2})
+    spec = write_spec(root / "asha12.yaml", data)
+    experiment = root / "runs" / "asha12"
+    proc = subprocess.Popen([sys.executable, "-m", "tune_app", "search", str(spec), "--storage", str(root / "runs")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peaks = [0, 0]
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.is_set():
+            if experiment.is_dir():
+                checkpoints, total = used_bytes(experiment)
+                peaks[:] = [max(peaks[0], checkpoints), max(peaks[1], total)]
+            time.sleep(0.02)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        stdout, _ = proc.communicate(timeout=600)
+    finally:
+        done.set()
+        poller.join()
+        if proc.poll() is None:
+            proc.kill()
+    return Sweep(experiment, stdout, proc.returncode, *peaks)

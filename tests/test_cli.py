@@ -247,7 +247,10 @@ def test_search_and_report_on_a_storage_uri(tmp_path, tiny_spec_data):
     assert list(experiment.glob("experiment_state-*.json"))
     assert len(pd.read_csv(experiment / "results.csv")) == 2
     mirrors = list((tmp_path / "cache" / "experiments").iterdir())
-    assert len(mirrors) == 1 and not list(mirrors[0].rglob("checkpoint_*"))  # the mirror holds no weights
+    assert len(mirrors) == 1 and not list(mirrors[0].rglob("checkpoint_*"))  # the mirror holds no checkpoints
+    # The budget settled the checkpoints on the remote store, and best_model/ went there too.
+    assert (experiment / "best_model" / "model.safetensors").is_file()
+    assert len([c for c in experiment.glob("*/checkpoint_*") if (c / "state.pt").stat().st_size > 4096]) == 2
 
     (experiment / "report.md").unlink()
     again = subprocess.run([sys.executable, "-m", "tune_app", "report", f"file://{experiment}", "--format", "md"],

@@ -44,7 +44,9 @@ def slow_spec(tmp_path, tiny_spec_data):
     tiny_spec_data["train"]["epochs"] = 4
     tiny_spec_data["data"]["image_size"] = 32
     tiny_spec_data["model"]["name"] = "timm/resnet10t"  # about 2 s an epoch here: time to step in
-    tiny_spec_data["tune"].update(num_samples=4, search_alg="optuna", scheduler="fifo", max_concurrent=2)
+    # keep_best_trials 1: the checkpoint budget deletes what ended trials saved; resume must not need it.
+    tiny_spec_data["tune"].update(num_samples=4, search_alg="optuna", scheduler="fifo", max_concurrent=2,
+                                  keep_best_trials=1)
     return write_spec(tmp_path / "faults.yaml", tiny_spec_data)
 
 

@@ -1,4 +1,4 @@
-"""Ray Tune callbacks of a sweep: progress lines for the terminal, reports refreshed as trials end.
+"""Ray Tune callbacks of a sweep: progress lines, reports refreshed as trials end, the checkpoint budget.
 
 Part of the runner layer (it imports Ray); the runner imports it when a sweep starts.
 """
@@ -6,13 +6,16 @@ Part of the runner layer (it imports Ray); the runner imports it when a sweep st
 from __future__ import annotations
 
 import logging
+import math
+import os
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from ray.tune import Callback
 
+from .checkpoints import TrialCheckpoints, settle
 from .location import Location
-from .trial_result import FAILURE, epochs_trained, failure_status, trial_params
+from .trial_result import FAILURE, RAY_RESULT_KEYS, epochs_trained, failure_status, trial_params
 
 if TYPE_CHECKING:
     from .spec import ExperimentSpec
@@ -110,6 +113,97 @@ class ReportRefresh(Callback):
             self.location.push(paths.values())
         except Exception as exc:  # a report must never stop the sweep; the final one is written anyway
             logging.getLogger(__name__).warning("could not refresh the reports: %s", exc)
+
+
+_ENDED_STATUSES = {"TERMINATED": "finished", "ERROR": "errored"}
+
+
+class CheckpointBudget(Callback):
+    """The experiment-wide checkpoint budget: settles each trial's checkpoints as it ends.
+
+    While a trial can continue, Ray's checkpoint manager keeps its best checkpoints and its
+    latest. Once it cannot (it completed: budget spent, stopped by a trial scheduler,
+    diverged, out of memory; or it errored for good), only the ``keep`` best ended trials
+    by the objective keep anything, their best epoch's weights (see
+    :func:`~tune_app.checkpoints.settle`); a trial that drops out of the best loses its too.
+    Trials that failed never count among the best, as in the reports' leaderboard.
+
+    Paused trials (HyperBand) are never touched. A checkpoint that a trial still alive
+    would restore from (a PBT exploit of a trial that has since ended) waits until none
+    does. Ray's own bookkeeping is left as it is: the checkpoint it would restore an ended
+    trial from (its latest) stays, as a marker that re-reports the final result (see the
+    trainable), so ``tune-app resume`` after a killed driver never trains an ended trial again.
+    """
+
+    def __init__(self, spec: "ExperimentSpec") -> None:
+        self.metric, self.mode, self.keep = spec.metric, spec.mode, spec.tune.keep_best_trials
+        self.ended: dict[str, str] = {}  # trial id -> "finished" / "errored" (Ray sets statuses after callbacks)
+        self.settled: dict[str, bool] = {}  # trial id -> whether it was settled as kept
+        self.waiting = False  # an ended trial waits for a live one to restore from elsewhere
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.ended[trial.trial_id] = "finished"
+        self._settle(trials)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.ended[trial.trial_id] = "errored"
+        self._settle(trials)
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        # Trials that ended without a callback: stopped by tune.time_budget_s, or ended before a
+        # resume. (Not at the experiment's end: an interrupted sweep's trials read TERMINATED
+        # there, but the saved experiment state has them running, and resume continues them.)
+        newly = [t for t in trials if t.trial_id not in self.ended and t.status in _ENDED_STATUSES]
+        for trial in newly:
+            self.ended[trial.trial_id] = _ENDED_STATUSES[trial.status]
+        if newly or self.waiting:
+            self._settle(trials)
+
+    def kept_trials(self, trials: list) -> list[str]:
+        """Ids of the ended trials that keep their best weights, best first (ties: the earlier trial)."""
+        scored = [(score, i, t.trial_id) for i, t in enumerate(trials)
+                  if self._how(t) and (score := self._score(t)) is not None]
+        return [trial_id for _, _, trial_id in sorted(scored, key=lambda item: (-item[0], item[1]))[:self.keep]]
+
+    def _settle(self, trials: list) -> None:
+        kept = set(self.kept_trials(trials))
+        # What live trials would restore from: never removed under them.
+        needed = {os.path.normpath(t.checkpoint.path) for t in trials
+                  if not self._how(t) and t.checkpoint is not None}
+        self.waiting = False
+        for trial in trials:
+            how = self._how(trial)
+            keep = trial.trial_id in kept
+            if how is None or self.settled.get(trial.trial_id) == keep:
+                continue
+            if trial.storage is None or trial.storage.trial_dir_name is None:  # never started: nothing saved
+                self.settled[trial.trial_id] = keep
+                continue
+            try:
+                store = TrialCheckpoints(trial.path, trial.storage.storage_filesystem)
+                if any(os.path.normpath(c.path) in needed for c in store.list()):
+                    self.waiting = True
+                    continue
+                result = {k: v for k, v in (trial.last_result or {}).items() if k not in RAY_RESULT_KEYS}
+                settle(store, keep=keep, ended=how, result=result, metric=self.metric, mode=self.mode)
+            except Exception as exc:  # the budget must never stop the sweep; the next ending retries
+                logging.getLogger(__name__).warning("could not settle the checkpoints of trial %s: %s",
+                                                    trial.trial_id, exc)
+                continue
+            self.settled[trial.trial_id] = keep
+
+    def _how(self, trial: Any) -> str | None:
+        """How a trial ended ("finished" / "errored"), or None while it can continue."""
+        return self.ended.get(trial.trial_id)
+
+    def _score(self, trial: Any) -> float | None:
+        """The trial's best objective as a number to maximize; None for a failed trial or none reported."""
+        if self._how(trial) == "errored" or (trial.last_result or {}).get(FAILURE):
+            return None
+        best = trial.metric_analysis.get(self.metric, {}).get(self.mode)
+        if not isinstance(best, (int, float)) or not math.isfinite(best):
+            return None
+        return best if self.mode == "max" else -best
 
 
 def _better(value: float, than: float, mode: str) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -48,6 +49,7 @@ def cmd_search(args: argparse.Namespace) -> int:
          f"trial scheduler {spec.tune.scheduler}, {spec.train.epochs} epochs at most, "
          f"objective {spec.mode} {spec.metric}")
     echo(f"experiment: {location}")
+    echo(_budget_line(spec))
     return _run_and_report(spec, location, lambda: run_sweep(spec, location, data=data, echo=echo,
                                                               verbose=args.verbose))
 
@@ -83,16 +85,17 @@ def _shared_data(spec: Any) -> Any:
 
 
 def _start_experiment(spec: Any, location: Location, data: Any) -> None:
-    """Check the storage can hold the sweep, then write the resolved spec, the distributions and the data's facts."""
+    """Check the storage can hold the sweep, then write the resolved spec, the parameters' distributions
+    and what the data is (how it was read, its classes and validation preprocessing, for the exported model)."""
     import yaml
+
+    from .export import MODEL_DATA_FILE, data_summary
 
     _prepare_storage(spec, location)
     location.write_text("spec.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False))
     # The searched parameters' distributions, for reports that never import the spec layer.
     location.write_text("parameters.json", json.dumps(spec.space.describe(), indent=2))
-    location.write_text("data.json", json.dumps({
-        "dataset": spec.data.dataset, "train_images": len(data.train), "val_images": len(data.val),
-        "class_names": list(data.class_names), "notes": list(data.notes), "skipped": list(data.skipped)}, indent=2))
+    location.write_text(MODEL_DATA_FILE, json.dumps(data_summary(spec.train_config(), data), indent=2))
 
 
 def _run_and_report(spec: Any, location: Location, sweep: Any, quiet: bool = False) -> int:
@@ -106,11 +109,42 @@ def _run_and_report(spec: Any, location: Location, sweep: Any, quiet: bool = Fal
         location.pull()
         results, paths = write_reports(location.local, best_config=spec.fixed_at)
         location.push(paths.values())
+    exported = _export_quietly(location)
     if not quiet:
         _summarize(location, paths, time.monotonic() - start)
+        echo(exported)
+        _disk_summary(spec, location)
     if not ((results["status"] == "TERMINATED") & (results["epochs"] > 0)).any():
         raise RunError(f"no trial finished successfully; see {paths['report']}")
     return 0
+
+
+def _export_quietly(location: Location) -> str:
+    """Write best_model/ after a sweep; what happened, in one line (a sweep never fails for it)."""
+    from .export import export_best_model
+
+    try:
+        return export_best_model(location).describe()
+    except SpecError as exc:
+        return f"no best_model/: {exc}"
+    except Exception as exc:  # a damaged checkpoint, a full disk: the sweep's results stand; export can be rerun
+        return f"no best_model/: {type(exc).__name__}: {exc} (retry with tune-app export {location})"
+
+
+def _budget_line(spec: Any) -> str:
+    from .budget import disk_budget
+
+    return f"disk: {disk_budget(spec).describe()}"
+
+
+def _disk_summary(spec: Any, location: Location) -> None:
+    from .budget import MB, disk_budget, used_bytes
+
+    if location.remote:
+        return
+    checkpoints, total = used_bytes(location.local)
+    echo(f"disk: {total / MB:.0f} MB used, {checkpoints / MB:.0f} MB of it checkpoints and best_model/ "
+         f"(the budget: at most {math.ceil(disk_budget(spec).checkpoints / MB)} MB)")
 
 
 # ----------------------------------------------------------------- resume
@@ -146,24 +180,17 @@ def _prepare_storage(spec: Any, location: Location) -> None:
     except OSError as exc:
         raise SpecError([("tune.storage", f"cannot write the experiment directory {directory}: "
                                           f"{exc.strerror or exc}")]) from None
-    need = (0 if location.remote else _checkpoint_footprint(spec)) + 50 * 2**20  # plus logs and reports
+    from .budget import LOGS_BYTES, MB, disk_budget
+
+    budget = disk_budget(spec)
+    need = (0 if location.remote else budget.checkpoints) + LOGS_BYTES
     free = shutil.disk_usage(directory).free
     if free < need:
         directory.rmdir()
-        raise SpecError([("tune.storage", f"only {free / 2**20:.0f} MB free at {directory}; this sweep's "
-                                          f"checkpoints need about {need / 2**20:.0f} MB ({spec.trial_count()} trials x "
-                                          f"{spec.tune.keep_checkpoints} kept). Free space, use --storage elsewhere, "
-                                          f"or lower tune.keep_checkpoints / tune.checkpoint_every")])
-
-
-def _checkpoint_footprint(spec: Any) -> int:
-    """Bytes the kept checkpoints of every trial take: weights plus two optimizer moments, 4 bytes each."""
-    if not spec.tune.checkpoint_every:
-        return 0
-    from .training.models import parameter_count_for
-
-    params = parameter_count_for(spec.model.name, task=spec.task, encoder=spec.model.encoder)
-    return params * 12 * spec.tune.keep_checkpoints * spec.trial_count()
+        raise SpecError([("tune.storage", f"only {free / MB:.0f} MB free at {directory}; this sweep needs up to "
+                                          f"{need / MB:.0f} MB ({budget.describe()}; plus {LOGS_BYTES / MB:.0f} MB "
+                                          f"for logs and reports). Free space, use --storage elsewhere, or lower "
+                                          f"tune.max_concurrent / tune.keep_best_trials / tune.keep_checkpoints")])
 
 
 def _summarize(location: Location, paths: dict[str, Path], seconds: float, by: Sequence[str] = ()) -> None:
@@ -203,6 +230,7 @@ def _describe(spec: Any, source: str, samples: int) -> None:
         except ValueError as exc:
             raise SpecError(str(exc)) from None
     echo("searched: " + (", ".join(space.parameter_names) or "nothing (every value is fixed)"))
+    echo(_budget_line(spec))
     if samples <= 0:
         return
     points = space.grid()[:samples] if spec.tune.search_alg == "grid" else space.sample(samples, seed=spec.search_seed)
@@ -295,6 +323,29 @@ def cmd_compare(args: argparse.Namespace) -> int:
     echo(comparison_text(comparison))
     for name, path in paths.items():
         echo(f"{name + ':':13s}{path}")
+    return 0
+
+
+# ----------------------------------------------------------------- export
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_best_model
+
+    location = Location.open(args.dir)
+    echo(export_best_model(location, trial_id=args.trial, out=args.out).describe())
+    return 0
+
+
+# ---------------------------------------------------------------- predict
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .predict import predict
+
+    table = predict(args.model_dir, args.paths, top=args.top, out=args.out, batch_size=args.batch_size,
+                    device=args.device)
+    if args.out is None:
+        sys.stdout.write(table.to_csv(index=False))
+    else:
+        echo(f"predicted {len(table)} images: {args.out}" + (f" (masks in {Path(table['mask'].iloc[0]).parent})"
+                                                              if "mask" in table else ""))
     return 0
 
 
@@ -448,6 +499,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="an existing Ray cluster to run on")
     p.add_argument("--verbose", action="store_true", help="show Ray's own progress table and logs")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("export", help="write an experiment's best model: best_model/ with model.safetensors and "
+                                      "config.json")
+    p.add_argument("dir", help="the experiment directory, e.g. tune_results/quickstart")
+    p.add_argument("--trial", help="export this trial instead of the best one (its best kept epoch)")
+    p.add_argument("--out", help="the directory to write (default: DIR/best_model)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("predict", help="classify or segment images with an exported model")
+    p.add_argument("model_dir", help="an exported model's directory, e.g. tune_results/quickstart/best_model")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders of them (recursive)")
+    p.add_argument("--top", type=int, default=5, help="classes per image, most likely first (default 5)")
+    p.add_argument("--out", help="write the table as CSV here (default: print it); segmentation also writes "
+                                 "its masks into <out stem>_masks/ next to it")
+    p.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
+    p.add_argument("--device", default="auto", help="auto (the first GPU if any), cpu, cuda or cuda:N")
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("list", help="names the YAML file accepts")
     p.add_argument("what", choices=LIST_TOPICS, help="what to list")

@@ -131,6 +131,14 @@ class Location:
             with open(path, "rb") as source, fs.open_output_stream(f"{root}/{relative}") as sink:
                 shutil.copyfileobj(source, sink)
 
+    def filesystem(self):
+        """The experiment's pyarrow filesystem and its path there: where Ray's files and checkpoints live."""
+        if self.remote is None:
+            import pyarrow.fs as pafs
+
+            return pafs.LocalFileSystem(), str(self.local)
+        return self._filesystem()
+
     def _filesystem(self):
         import pyarrow.fs as pafs
 

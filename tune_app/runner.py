@@ -36,22 +36,28 @@ def _trainable(spec: "ExperimentSpec", data: Any, resources: dict[str, float]) -
 def _run_config(spec: "ExperimentSpec", location: Location, echo: Callable[[str], None], verbose: bool) -> Any:
     from ray import tune
 
-    from .callbacks import Progress, ReportRefresh
+    from .budget import PBT_MIN_KEPT
+    from .callbacks import CheckpointBudget, Progress, ReportRefresh
 
     return tune.RunConfig(
         name=location.name,
         storage_path=location.storage,
         verbose=2 if verbose else 0,
-        callbacks=[Progress(spec, echo), ReportRefresh(spec, location)],
+        callbacks=[Progress(spec, echo), ReportRefresh(spec, location), CheckpointBudget(spec)],
         failure_config=tune.FailureConfig(max_failures=spec.tune.max_failures),
         # Under PBT a trial whose budget is spent ends here, before PBT sees the result: PBT
         # would pause it at a perturbation on its last epoch (while other trials wait for a
         # slot) and resume it from that checkpoint, which reports the last epoch again, and so
         # on for ever. Not for the others: HyperBand must see the last rung's results itself.
         stop={EPOCH: spec.train.epochs} if spec.tune.scheduler == "pbt" else None,
-        # PBT exploits other trials' recent checkpoints: keeping too few breaks its restores.
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=max(spec.tune.keep_checkpoints, 4)
-                                                if spec.tune.scheduler == "pbt" else spec.tune.keep_checkpoints),
+        # Per trial, while it can continue: its best checkpoints by the objective and, always, its
+        # latest (Ray's manager never deletes the latest; a NaN failure result ranks last). Once it
+        # cannot, CheckpointBudget takes over. PBT exploits other trials' recent checkpoints:
+        # keeping too few breaks its restores.
+        checkpoint_config=tune.CheckpointConfig(
+            num_to_keep=max(spec.tune.keep_checkpoints, PBT_MIN_KEPT) if spec.tune.scheduler == "pbt"
+            else spec.tune.keep_checkpoints,
+            checkpoint_score_attribute=spec.metric, checkpoint_score_order=spec.mode),
     )
 
 

@@ -163,8 +163,20 @@ def _asha(setup: SearchSetup, options: Mapping[str, Any]) -> Any:
 def _hyperband(setup: SearchSetup, options: Mapping[str, Any]) -> Any:
     from ray.tune.schedulers import HyperBandScheduler
 
-    return HyperBandScheduler(time_attr=ITERATION, max_t=setup.epochs,
-                              reduction_factor=options.get("reduction_factor", 3))
+    class HyperBand(HyperBandScheduler):
+        """Ray's HyperBand; a paused trial it stops is saved as stopped.
+
+        Ray 2.60 stops a paused trial without marking it for the next experiment-state
+        snapshot: when a snapshot had caught it paused (one follows every checkpoint once
+        a trial keeps one), the saved state says PAUSED for good, so the reports showed it
+        paused and ``tune-app resume`` would run it again.
+        """
+
+        def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
+            super().on_trial_remove(tune_controller, trial)
+            tune_controller._mark_trial_to_checkpoint(trial)  # its status changes right after this
+
+    return HyperBand(time_attr=ITERATION, max_t=setup.epochs, reduction_factor=options.get("reduction_factor", 3))
 
 
 def _median(setup: SearchSetup, options: Mapping[str, Any]) -> Any:

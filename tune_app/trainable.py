@@ -3,8 +3,9 @@
 Restore first, then loop (Ray Tune's own pattern): a trial that Ray restarts after a
 failure, that HyperBand resumes, or that PBT restarts from a better trial's
 checkpoint continues from that checkpoint. Every epoch's metrics are reported with
-a checkpoint (every ``checkpoint_every`` epochs), so schedulers such as ASHA can stop
-weak trials and no finished epoch is lost. The training itself is plain PyTorch
+a checkpoint (every ``checkpoint_every`` epochs; the directory layout is
+:mod:`~tune_app.checkpoints`), so schedulers such as ASHA can stop weak trials and no
+finished epoch is lost. The training itself is plain PyTorch
 (:class:`~tune_app.training.TrainingRun`), the same that ``tune-app train`` runs.
 """
 
@@ -18,11 +19,10 @@ import ray
 import torch
 from ray import tune
 
+from .checkpoints import ENDED, RESULT, STATE_FILE, load_state, write_checkpoint
 from .training import METRICS, DataBundle, DivergedError, TrainConfig, TrainingRun
 from .training.schedulers import current_lr
 from .trial_result import EPOCH, FAILURE, NODE_ID, RESTORED_FROM_EPOCH, failure_result, trial_params
-
-STATE_FILE = "state.pt"
 
 
 def train_trial(
@@ -37,23 +37,32 @@ def train_trial(
     torch.set_num_threads(num_threads)
     run = TrainingRun(make_config(trial_params(config)), data=data)
     restored_from = 0
+    node = ray.get_runtime_context().get_node_id()
     checkpoint = tune.get_checkpoint()
+    state = None
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
-            state = torch.load(Path(directory) / STATE_FILE, map_location=run.device, weights_only=True)
+            state = load_state(Path(directory) / STATE_FILE, map_location=run.device)
+    if state is not None and state.get(ENDED) == "finished":
+        # The checkpoint budget settled this trial after it ended, but the driver died before
+        # Ray recorded the end (its saved state still said running): the trial is done, and
+        # its history ends again with its final result.
+        tune.report({**state[RESULT], RESTORED_FROM_EPOCH: state["epoch"], NODE_ID: node})
+        return
+    # A full state continues; an errored trial's ended state starts afresh (the budget took its checkpoints).
+    if state is not None and state.get(ENDED) is None:
         run.load_state_dict(state)
         # PBT restarts a trial from another trial's checkpoint with perturbed values:
         # this trial's config, not the checkpoint's, sets the hyperparameters from here on.
         run.adopt_hyperparameters(state["config"])
         restored_from = run.epoch
-    node = ray.get_runtime_context().get_node_id()
-    if checkpoint is not None and run.epoch >= run.config.epochs:
-        # Restored with the budget spent (PBT cloned a finished trial, or Ray restarted one
-        # whose last results it had not yet taken in): nothing is left to train, but the
-        # trial's history must end at that epoch, with what these weights score.
-        tune.report({EPOCH: run.epoch, **run.evaluate(), "lr": current_lr(run.optimizer),
-                     RESTORED_FROM_EPOCH: restored_from, NODE_ID: node})
-        return
+        if run.epoch >= run.config.epochs:
+            # Restored with the budget spent (PBT cloned a finished trial, or Ray restarted one
+            # whose last results it had not yet taken in): nothing is left to train, but the
+            # trial's history must end at that epoch, with what these weights score.
+            tune.report({EPOCH: run.epoch, **run.evaluate(), "lr": current_lr(run.optimizer),
+                         RESTORED_FROM_EPOCH: restored_from, NODE_ID: node})
+            return
     for metrics in _epochs_or_failure(run):
         metrics = {**metrics, RESTORED_FROM_EPOCH: restored_from, NODE_ID: node}
         if FAILURE in metrics:
@@ -62,7 +71,7 @@ def train_trial(
         last = run.epoch == run.config.epochs
         if checkpoint_every and (run.epoch % checkpoint_every == 0 or last):
             with tempfile.TemporaryDirectory() as directory:
-                torch.save(run.state_dict(), Path(directory) / STATE_FILE)
+                write_checkpoint(directory, run.state_dict(), metrics)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
         else:
             tune.report(metrics)

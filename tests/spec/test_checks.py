@@ -86,3 +86,18 @@ def test_losses_fit_task_reports_a_loss_of_the_other_task(monkeypatch):
                           train={"metric": "val_dice"})
     assert checks.losses_fit_task(spec) == [("search.loss", "loss 'ce' does not apply to task 'segmentation'; "
                                                             "it supports classification")]
+
+
+def test_a_model_directory_must_hold_an_export_of_this_model(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SpecError, match="model.pretrained: .*empty is a directory but not an exported model: it "
+                                        "has no config.json and no model.safetensors"):
+        spec_with(model={"pretrained": str(tmp_path / "empty")})
+    exported = tmp_path / "best_model"
+    exported.mkdir()
+    (exported / "config.json").write_text('{"model": "timm/resnet18", "encoder": null}')
+    (exported / "model.safetensors").write_bytes(b"")
+    with pytest.raises(SpecError, match="holds an exported timm/resnet18, not timm/test_resnet; set model.name: "
+                                        "timm/resnet18"):
+        spec_with(model={"pretrained": str(exported)})
+    assert checks.pretrained_fits_model(spec_with(model={"name": "timm/resnet18", "pretrained": str(exported)})) == []

@@ -492,3 +492,21 @@ def test_count_parameters_counts_all_or_only_trainable():
     model[0].weight.requires_grad_(False)
     assert count_parameters(model) == 6 + 2 + 2 + 1
     assert count_parameters(model, trainable_only=True) == 2 + 2 + 1
+
+
+def test_an_exported_model_directory_is_pretrained_weights_with_its_own_normalization(tmp_path):
+    from tune_app.export import data_summary, write_model
+    from tune_app.training.config import TrainConfig
+    from tune_app.training.engine import data_config
+
+    config = TrainConfig(model="timm/test_resnet", data=DataConfig(image_size=16))
+    data = data_summary(config, build_data(config.data))
+    data["preprocessing"] = {**data["preprocessing"], "mean": [0.2] * 3, "std": [0.3] * 3}
+    source = create_model("timm/test_resnet", 10)
+    write_model(tmp_path / "best_model", source.state_dict(), config, data,
+                {"trial_id": "t", "epoch": 1, "metric": "val_acc", "metric_value": 0.5})
+    model = create_model("timm/test_resnet", 10, pretrained=tmp_path / "best_model")
+    assert model.tune_app_info.weights.loaded == len(source.state_dict())  # the head too: same classes
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), source.state_dict().values()))
+    again = TrainConfig(model="timm/test_resnet", pretrained=str(tmp_path / "best_model"), data=config.data)
+    assert (data_config(again).mean, data_config(again).std) == ((0.2,) * 3, (0.3,) * 3)

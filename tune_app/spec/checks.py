@@ -24,7 +24,8 @@ from ..training.freeze import check_freeze_depth
 from ..training.losses import LOSSES
 from ..training.models import check_model_name, stage_count_for
 from ..training.params import unknown_name
-from .sections import ExperimentSpec, Problem
+from ..training.weights import PretrainedWeightsError, exported_config
+from .sections import ExperimentSpec, Problem, user_path
 
 # Knobs that have a home outside `search:` too; setting both would be ambiguous.
 KNOB_HOMES = {"optimizer": "train.optimizer", "batch_size": "data.batch_size"}
@@ -60,7 +61,27 @@ def model_fits_task(spec: ExperimentSpec) -> list[Problem]:
     return []
 
 
-SECTION_CHECKS: tuple[Check, ...] = (dataset_fits_task, metric_fits_task, model_fits_task)
+def pretrained_fits_model(spec: ExperimentSpec) -> list[Problem]:
+    """Weights from a directory are an exported model of this very architecture (``tune-app export``)."""
+    pretrained = spec.model.pretrained
+    if not isinstance(pretrained, str) or not user_path(pretrained).is_dir():
+        return []
+    try:
+        exported = exported_config(user_path(pretrained))
+    except PretrainedWeightsError as exc:
+        return [("model.pretrained", str(exc))]
+    assert exported is not None
+    theirs = (exported.get("model"), exported.get("encoder"))
+    if theirs != (spec.model.name, spec.model.encoder):
+        shown = theirs[0] if theirs[1] is None else f"{theirs[0]} with encoder {theirs[1]}"
+        return [("model.pretrained", f"{pretrained} holds an exported {shown}, not {spec.model.name}"
+                                     + (f" with encoder {spec.model.encoder}" if spec.model.encoder else "")
+                                     + f"; set model.name: {theirs[0]}"
+                                     + (f" and model.encoder: {theirs[1]}" if theirs[1] else ""))]
+    return []
+
+
+SECTION_CHECKS: tuple[Check, ...] = (dataset_fits_task, metric_fits_task, model_fits_task, pretrained_fits_model)
 
 
 # --------------------------------------------------------------- search

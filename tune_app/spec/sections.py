@@ -82,7 +82,7 @@ class DataSpec(_Section):
 class ModelSpec(_Section):
     name: str = "timm/resnet18"
     encoder: str | None = None  # smp/<arch>: the timm encoder, e.g. resnet18
-    pretrained: Any = False  # true: the library's hub/cache; or a .safetensors/.pth path
+    pretrained: Any = False  # true: the library's hub/cache; a .safetensors/.pth path; an exported best_model/
 
     @field_validator("pretrained", mode="before")
     @classmethod
@@ -93,9 +93,10 @@ class ModelSpec(_Section):
     freeze_bn: bool = True  # frozen BatchNorm layers stay in eval mode
 
     def problems(self, at: str) -> list[Problem]:
-        if isinstance(self.pretrained, str) and not user_path(self.pretrained).is_file():
+        if isinstance(self.pretrained, str) and not user_path(self.pretrained).exists():
             return [(f"{at}.pretrained", f"no weights file at {self.pretrained!r} (give a .safetensors or .pth file, "
-                                         f"true for the library's cache, or false)")]
+                                         f"a model directory tune-app export wrote, true for the library's cache, "
+                                         f"or false)")]
         return []
 
 
@@ -165,7 +166,10 @@ class TuneSpec(_Section):
     time_budget_s: float | None = Field(None, gt=0)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     checkpoint_every: int = Field(1, ge=0)  # epochs between checkpoints; 0: none (no restore after a failure)
-    keep_checkpoints: int = Field(2, ge=1)  # per trial
+    # While a trial can continue it keeps its `keep_checkpoints` best checkpoints (by the objective) and
+    # its latest; once it cannot, only the `keep_best_trials` best trials keep anything: their best weights.
+    keep_checkpoints: int = Field(1, ge=1)
+    keep_best_trials: int = Field(3, ge=1)
     max_failures: int = Field(2, ge=0)  # restarts of a failed trial, from its last checkpoint
     address: str | None = None
     dashboard: Any = False  # local Ray's dashboard: true -> 127.0.0.1:8265, or "host:port"

@@ -107,3 +107,14 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        """The inverse of :meth:`to_dict` (e.g. the config a checkpoint carries).
+
+        Example:
+            >>> config = TrainConfig(lr=0.01, data=DataConfig(image_size=16))
+            >>> TrainConfig.from_dict(config.to_dict()) == config
+            True
+        """
+        return cls(**{**values, "data": DataConfig(**values["data"])})

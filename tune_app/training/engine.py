@@ -39,6 +39,7 @@ from .models import count_parameters, create_model
 from .optimizers import create_optimizer
 from .precise_bn import AUTO_IMAGES, needs_recompute, recompute, training_batch_norms
 from .schedulers import Budget, create_scheduler, current_lr
+from .weights import exported_normalization
 
 
 FAULT_ENV = "TUNE_APP_INJECT_FAULT"
@@ -99,15 +100,20 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
 def data_config(config: TrainConfig) -> DataConfig:
     """The data part of a trial's config, completed from the model's pretrained config.
 
-    Pretrained weights bring their own input normalization; folder images are framed with
-    the model's ``crop_pct`` (else 0.875) and resized with its interpolation, unless the
-    data section sets them.
+    Pretrained weights bring their own input normalization (an exported model's
+    ``config.json``, else timm's pretrained config); folder images are framed with the
+    model's ``crop_pct`` (else 0.875) and resized with its interpolation, unless the data
+    section sets them.
     """
     data = config.data
     changes: dict[str, Any] = {}
     cfg = model_pretrained_cfg(config.model, config.encoder)
-    if config.pretrained and data.mean is None and cfg is not None:
-        changes.update(mean=tuple(cfg.mean), std=tuple(cfg.std))
+    if config.pretrained and data.mean is None:
+        exported = exported_normalization(config.pretrained)
+        if exported is not None:
+            changes.update(mean=exported[0], std=exported[1])
+        elif cfg is not None:
+            changes.update(mean=tuple(cfg.mean), std=tuple(cfg.std))
     if data.crop_pct is None:
         changes["crop_pct"] = float(cfg.crop_pct) if cfg is not None and cfg.crop_pct else DEFAULT_CROP_PCT
     if data.interpolation is None and cfg is not None and cfg.interpolation in INTERPOLATIONS:

@@ -45,6 +45,7 @@ from .tv_segmentation import TorchvisionSegmentation
 from .weights import (
     LoadResult,
     PretrainedWeightsError,
+    exported_config,
     load_weights,
     timm_weights_file,
     torchvision_weights_file,
@@ -54,6 +55,7 @@ __all__ = [
     "MODEL_SOURCES",
     "LoadResult",
     "ModelInfo",
+    "ModelSize",
     "ModelSource",
     "PretrainedWeightsError",
     "check_model_name",
@@ -64,6 +66,7 @@ __all__ = [
     "resolve_pretrained",
     "split_model_name",
     "stage_count_for",
+    "state_size_for",
 ]
 
 
@@ -340,7 +343,8 @@ def resolve_pretrained(name: str, pretrained: bool | str | os.PathLike[str] | No
     """Turn ``model.pretrained`` into ``False`` or a local weights file, once before a sweep.
 
     ``True`` finds the library's weights in its cache (downloading them unless
-    ``HF_HUB_OFFLINE=1``), so no trial fetches anything; a path must exist.
+    ``HF_HUB_OFFLINE=1``), so no trial fetches anything; a path must exist (a weights
+    file, or the directory of a model ``tune-app export`` wrote).
 
     Raises:
         PretrainedWeightsError: The file does not exist, or ``True`` and nothing is cached
@@ -358,7 +362,7 @@ def resolve_pretrained(name: str, pretrained: bool | str | os.PathLike[str] | No
             raise ValueError(f"{name} needs model.encoder to know which pretrained weights to use")
         return MODEL_SOURCES[source].weights_file(arch, encoder)
     path = Path(pretrained).expanduser().resolve()
-    if not path.is_file():
+    if not path.is_file() and exported_config(path) is None:  # a weights file, or an exported model's directory
         raise PretrainedWeightsError(f"model.pretrained: no such file: {path}")
     return str(path)
 
@@ -378,8 +382,8 @@ def create_model(
         name: ``timm/<arch>``, ``torchvision/<arch>`` or ``smp/<arch>``.
         num_classes: Classes (segmentation: including the background).
         in_chans: Input channels; pretrained first-conv kernels are summed or tiled to fit.
-        pretrained: ``False``, ``True`` (the library's weights, from its cache), or a
-            weights file. Weights whose name and shape match are loaded; the head stays fresh.
+        pretrained: ``False``, ``True`` (the library's weights, from its cache), a
+            weights file, or an exported model's directory (``tune-app export``). Weights whose name and shape match are loaded; the head stays fresh.
         task: ``classification`` or ``segmentation``.
         encoder: The timm encoder of an ``smp/`` model.
 
@@ -427,5 +431,34 @@ def parameter_count_for(name: str, *, task: str = "classification", encoder: str
     return sum(p.numel() for p in _skeleton(name, task, encoder).parameters())
 
 
-def _skeleton(name: str, task: str, encoder: str | None) -> nn.Module:
-    return build_light(functools.partial(create_model, name, 2, 3, False, task=task, encoder=encoder))
+@dataclass(frozen=True)
+class ModelSize:
+    """How big a model's ``state_dict`` is: bytes and tensors, parameters alone and in all (buffers too)."""
+
+    state_bytes: int
+    state_tensors: int
+    param_bytes: int
+    param_tensors: int
+
+
+@functools.lru_cache(maxsize=32)
+def state_size_for(name: str, *, task: str = "classification", encoder: str | None = None,
+                   num_classes: int = 2) -> ModelSize:
+    """The size of model ``name``'s ``state_dict`` with a ``num_classes`` head, without allocating it.
+
+    Example:
+        >>> size = state_size_for("timm/test_resnet", num_classes=10)
+        >>> size.param_bytes == 4 * (parameter_count_for("timm/test_resnet") + 8 * (96 + 1))  # 8 more classes
+        True
+        >>> size.state_bytes > size.param_bytes  # BatchNorm statistics
+        True
+    """
+    model = _skeleton(name, task, encoder, num_classes)
+    state = model.state_dict()
+    params = dict(model.named_parameters())
+    return ModelSize(state_bytes=sum(t.numel() * t.element_size() for t in state.values()), state_tensors=len(state),
+                     param_bytes=sum(p.numel() * p.element_size() for p in params.values()), param_tensors=len(params))
+
+
+def _skeleton(name: str, task: str, encoder: str | None, num_classes: int = 2) -> nn.Module:
+    return build_light(functools.partial(create_model, name, num_classes, 3, False, task=task, encoder=encoder))

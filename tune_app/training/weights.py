@@ -4,7 +4,9 @@
 :func:`torchvision_weights_file` return the cached file, downloading it first unless the
 hub is offline (``HF_HUB_OFFLINE=1``, honoured for torchvision's URLs too), so no trial
 ever fetches anything. ``model.pretrained: PATH`` is a state dict in a ``.safetensors`` or
-``.pth``/``.pt``/``.bin`` file, read without unpickling arbitrary objects.
+``.pth``/``.pt``/``.bin`` file, read without unpickling arbitrary objects, or a model that
+``tune-app export`` wrote (a ``best_model/`` directory: ``model.safetensors`` and
+``config.json``, whose normalization the new fine-tune then uses).
 
 :func:`load_weights` copies every tensor whose name and shape match the model, sums or
 averages the first convolution's kernel when the input channels differ (like timm), skips
@@ -38,6 +40,9 @@ from torch import nn
 _logger = logging.getLogger(__name__)
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
+# An exported model's directory (tune-app export): timm's file names.
+EXPORTED_WEIGHTS = "model.safetensors"
+EXPORTED_CONFIG = "config.json"
 # Below this share of the backbone found in the file, the file is for another architecture.
 MIN_LOADED_FRACTION = 0.9
 LOCAL_FILE_HINT = ("pass a local file instead: `model.pretrained: /path/to/weights.safetensors` "
@@ -81,6 +86,39 @@ class LoadResult:
 
 
 # ------------------------------------------------------------------ reading
+def exported_config(path: str | os.PathLike[str]) -> dict | None:
+    """The ``config.json`` of an exported model's directory, or None when ``path`` is not one.
+
+    Raises:
+        PretrainedWeightsError: A directory without the two files, or a config that is not JSON.
+    """
+    import json
+
+    path = Path(path)
+    if not path.is_dir():
+        return None
+    missing = [name for name in (EXPORTED_CONFIG, EXPORTED_WEIGHTS) if not (path / name).is_file()]
+    if missing:
+        raise PretrainedWeightsError(f"{path} is a directory but not an exported model: it has no "
+                                     f"{' and no '.join(missing)} (tune-app export writes both)")
+    try:
+        config = json.loads((path / EXPORTED_CONFIG).read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PretrainedWeightsError(f"{path / EXPORTED_CONFIG} is not valid JSON: {exc}") from None
+    if not isinstance(config, dict):
+        raise PretrainedWeightsError(f"{path / EXPORTED_CONFIG} must hold a JSON object")
+    return config
+
+
+def exported_normalization(path: str | os.PathLike[str] | bool) -> tuple[tuple, tuple] | None:
+    """Mean and std an exported model was trained with (its ``config.json``), or None if ``path`` is no such model."""
+    config = exported_config(path) if isinstance(path, (str, os.PathLike)) else None
+    cfg = (config or {}).get("pretrained_cfg") or {}
+    if cfg.get("mean") is None or cfg.get("std") is None:
+        return None
+    return tuple(cfg["mean"]), tuple(cfg["std"])
+
+
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """Read a state dict from ``.safetensors`` or a ``torch.save`` file (``weights_only``).
 
@@ -95,6 +133,8 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         {'w': tensor([1., 1.])}
     """
     path = Path(path)
+    if exported_config(path) is not None:
+        path = path / EXPORTED_WEIGHTS
     if not path.is_file():
         raise PretrainedWeightsError(f"model.pretrained: no such file: {path}")
     if path.suffix == ".safetensors":
