@@ -7,7 +7,15 @@ import math
 import pytest
 import torch
 
-from tune_app.checkpoints import ENDED, RESULT, TrialCheckpoints, load_state, settle, write_checkpoint
+from tune_app.checkpoints import (
+    ENDED,
+    RESULT,
+    TrialCheckpoints,
+    load_state,
+    restorable_state,
+    settle,
+    write_checkpoint,
+)
 from tune_app.training import DataConfig, TrainConfig, TrainingRun
 
 
@@ -86,3 +94,12 @@ def _saved(state) -> bytes:
     buffer = io.BytesIO()
     torch.save(state, buffer)
     return buffer.getvalue()
+
+
+def test_a_restore_from_a_checkpoint_ray_already_deleted_takes_the_newest_left(tmp_path):
+    # The experiment state a killed driver left names checkpoint 2, which Ray deleted when 3 came.
+    for index, epoch in ((0, 1), (2, 3)):
+        write_checkpoint(tmp_path / f"checkpoint_{index:06d}", {"epoch": epoch, "model": {}}, {"epoch": epoch})
+    assert restorable_state(str(tmp_path / "checkpoint_000001"))["epoch"] == 3
+    assert restorable_state(str(tmp_path / "checkpoint_000000"))["epoch"] == 1  # there: itself
+    assert restorable_state(str(tmp_path / "empty" / "checkpoint_000004")) is None  # nothing left: afresh

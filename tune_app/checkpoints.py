@@ -211,3 +211,23 @@ def json_safe(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy / torch scalars
         return value.item()
     return str(value)
+
+
+def restorable_state(path: str, filesystem: Any = None, map_location: Any = "cpu") -> dict[str, Any] | None:
+    """The state of checkpoint ``path``, or, when it is gone, of the newest checkpoint its trial still has.
+
+    A driver killed between Ray's deletion of a trial's previous latest checkpoint and its
+    next save of the experiment state leaves that state naming the deleted one (with a trial
+    keeping its best and its latest, any checkpoint but the best goes when the next one
+    comes). The trial then continues from its newest surviving checkpoint instead of
+    failing; None when it has none left (it starts afresh).
+    """
+    parent, _, _ = str(path).rstrip("/").rpartition("/")
+    store = TrialCheckpoints(parent, filesystem)
+    named = SavedCheckpoint(str(path).rstrip("/"), -1)
+    for saved in [named, *reversed(store.list())]:
+        try:
+            return store.load(saved, map_location=map_location)
+        except (FileNotFoundError, OSError):
+            continue
+    return None

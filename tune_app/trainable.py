@@ -12,14 +12,13 @@ finished epoch is lost. The training itself is plain PyTorch
 from __future__ import annotations
 
 import tempfile
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import ray
 import torch
 from ray import tune
 
-from .checkpoints import ENDED, RESULT, STATE_FILE, load_state, write_checkpoint
+from .checkpoints import ENDED, RESULT, restorable_state, write_checkpoint
 from .training import METRICS, DataBundle, DivergedError, TrainConfig, TrainingRun
 from .training.schedulers import current_lr
 from .trial_result import EPOCH, FAILURE, NODE_ID, RESTORED_FROM_EPOCH, failure_result, trial_params
@@ -41,8 +40,7 @@ def train_trial(
     checkpoint = tune.get_checkpoint()
     state = None
     if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
-            state = load_state(Path(directory) / STATE_FILE, map_location=run.device)
+        state = restorable_state(checkpoint.path, checkpoint.filesystem, map_location=run.device)
     if state is not None and state.get(ENDED) == "finished":
         # The checkpoint budget settled this trial after it ended, but the driver died before
         # Ray recorded the end (its saved state still said running): the trial is done, and
