@@ -25,9 +25,14 @@ def test_summary_shows_the_leaderboard_head_the_first_categorical_table_and_the_
         "best val_acc: 0.9500 (trial t3) with lr=0.003, freeze_depth=0, loss=focal, loss.gamma=2, scheduler=cosine",
         "",
         "loss, best value first (val_acc over the trials that did not fail):",
-        "loss   trials  best       mean ± std  median  mean epochs  stopped early  failed",
-        "focal       4  0.95  0.7875 ± 0.1493     0.8         2.75              2       0",
-        "ce          3   0.9        0.8 ± 0.1     0.8        3.333              1       1",
+        "loss   trials  best       mean ± std  median  mean epochs  stopped early  failed  mean at epoch 1"
+        "  full-budget trials  mean at epoch 4  stopped at",
+        "focal       4  0.95  0.7875 ± 0.1493     0.8         2.75              2       0              0.7"
+        "                   2              0.9  epoch 1: 25%, epoch 2: 25%",
+        "ce          3   0.9        0.8 ± 0.1     0.8        3.333              1       1              0.7"
+        "                   2             0.84  epoch 2: 33%",
+        "focal − ce, mean at epoch 1: +0.0000, 90% bootstrap interval [-0.1000, +0.0750] over 4 and 3 trials: "
+        "not distinguishable with these trials.",
         "",
         "reports:",
         "  results: /x/results.csv",

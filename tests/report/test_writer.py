@@ -261,10 +261,15 @@ def test_report_md_two_way_table_and_importance(tmp_path):
             "rows and columns best first.\n\n"
             "| loss \\ scheduler | cosine | step |\n| --- | --- | --- |\n"
             "| focal | 0.85 (3) | 0.6 (1) |\n| ce | 0.9 (1) | 0.75 (2) |\n") in text
-    assert ("### `loss`\n\n| loss | trials | best | mean ± std | median | mean epochs | stopped early | failed |\n"
-            "| --- | --- | --- | --- | --- | --- | --- | --- |\n"
-            "| focal | 4 | 0.95 | 0.7875 ± 0.1493 | 0.8 | 2.75 | 2 | 0 |\n"
-            "| ce | 3 | 0.9 | 0.8 ± 0.1 | 0.8 | 3.333 | 1 | 1 |\n") in text
+    # At epoch 1 (every trial reached it): ce (0.80 + 0.65 + 0.65) / 3, focal (0.80 + 0.60 + 0.70 + 0.70) / 4;
+    # at epoch 4: ce t1 0.88, t7 0.80; focal t3 0.95, t5 0.85.
+    assert ("### `loss`\n\n| loss | trials | best | mean ± std | median | mean epochs | stopped early | failed "
+            "| mean at epoch 1 | full-budget trials | mean at epoch 4 | stopped at |\n"
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+            "| focal | 4 | 0.95 | 0.7875 ± 0.1493 | 0.8 | 2.75 | 2 | 0 | 0.7 | 2 | 0.9 | epoch 1: 25%, epoch 2: 25% |\n"
+            "| ce | 3 | 0.9 | 0.8 ± 0.1 | 0.8 | 3.333 | 1 | 1 | 0.7 | 2 | 0.84 | epoch 2: 33% |\n\n"
+            "`focal` − `ce`, mean at epoch 1: +0.0000, 90% bootstrap interval [-0.1000, +0.0750] over 4 and 3 "
+            "trials: not distinguishable with these trials.\n") in text
     assert "### `loss.gamma` (when loss = focal)" in text
     assert "| lr | log | 7 | 0.03571 | higher | 2 | 0.001 – 0.003 | 16% |" in text
     importance = text.split("## Parameter importance")[1].split("## Failed trials")[0]

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from .diagnostics import stalled_trials
+from .equal_budget import Separation, equal_budget, metric_curves, separation
 from .importance import Importance, parameter_importance
 from .parameters import Parameter, read_parameters
 from .results import TrialRecord, history_frame, read_data_info, read_spec, read_trials, results_frame
@@ -63,13 +64,14 @@ class Analysis:
     events: pd.DataFrame
     parameters: list[Parameter]
     overview: Overview
-    comparisons: dict[str, pd.DataFrame]
+    comparisons: dict[str, pd.DataFrame]  # compare_values joined with the equal-budget columns; attrs["epoch"]
     effects: pd.DataFrame
     importance: Importance | None  # None: not computed (an intermediate report)
     two_way: list[tuple[str, str, pd.DataFrame, pd.DataFrame]] = field(default_factory=list)
     colour_by: str | None = None
     data: dict[str, Any] = field(default_factory=dict)  # data.json: how the data was read, images skipped
     stalled: pd.DataFrame = field(default_factory=pd.DataFrame)  # learned, yet scored at chance
+    separations: dict[str, Separation] = field(default_factory=dict)  # the best two values of each table
 
     @property
     def history(self) -> pd.DataFrame:
@@ -109,18 +111,37 @@ def analyze(experiment_dir: str | Path, by: Sequence[str] = (), importance: bool
     budget, inferred = _budget(train, results)
     events = timeline(trials, metric)
     data = read_data_info(experiment_dir)
+    curves = metric_curves(trials, metric)
+    comparisons = {name: _comparison(results, curves, name, metric, mode, budget) for name in discrete}
     analysis = Analysis(
         experiment_dir=experiment_dir, spec=spec, metric=metric, mode=mode, trials=trials, results=results,
         events=events, parameters=params, overview=_overview(results, events, metric, mode, budget, inferred),
-        comparisons={name: compare_values(results, name, metric, mode, budget) for name in discrete},
+        comparisons=comparisons,
         effects=numeric_effects(results, params, metric, mode),
         importance=parameter_importance(results, params, metric, mode) if importance else None,
         two_way=[(by[0], other, *two_way(results, by[0], other, metric, mode)) for other in by[1:]],
         colour_by=by[0] if by else _default_colour_by(params, discrete),
         data=data,
         stalled=stalled_trials(trials, spec.get("task", "classification"), metric, len(data.get("class_names") or [])),
+        separations={name: found for name, table in comparisons.items()
+                     if (found := separation(results, curves, name, metric, mode, _told(table), table.attrs["epoch"]))},
     )
     return analysis
+
+
+def _comparison(results: pd.DataFrame, curves: dict, name: str, metric: str, mode: str, budget: int | None
+                ) -> pd.DataFrame:
+    """compare_values' table with the equal-budget columns beside it; ``attrs`` holds epoch N and the budget."""
+    table = compare_values(results, name, metric, mode, budget)
+    columns, epoch = equal_budget(results, curves, name, metric, budget, list(table.index))
+    joined = pd.concat([table, columns.set_axis(table.index)], axis=1)
+    joined.attrs.update(epoch=epoch, budget=budget)
+    return joined
+
+
+def _told(table: pd.DataFrame) -> list[Any]:
+    """The values of a comparison that scored trials tried (the separation is about them)."""
+    return [v for v, n in zip(table.index, table["trials"]) if n > 0]
 
 
 def _default_colour_by(params: Sequence[Parameter], discrete: list[str]) -> str | None:

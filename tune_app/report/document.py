@@ -106,12 +106,19 @@ def _comparisons(a: Analysis) -> list[Block]:
     blocks = [Block("h2", "Which values win"), Block("text", (
         f"One table per searched categorical parameter: `{a.metric}` over the trials that reported it and did "
         f"not fail, best value first; `failed` counts the trials that errored, `stopped early` those the trial "
-        f"scheduler ended before their last epoch. Trials where a parameter does not exist are left out."))]
+        f"scheduler ended before their last epoch. Trials where a parameter does not exist are left out. "
+        f"`best` and `mean` take each trial's best epoch, whatever its budget; at an equal budget instead, "
+        f"`mean at epoch N` compares every trial at the last epoch all of them reached, `mean at epoch "
+        f"{a.overview.budget or 'B'}` the trials that ran the whole budget, and `stopped at` shows which share "
+        f"of a value's trials the trial scheduler stopped at each epoch. Below each table, the best two values' "
+        f"difference at epoch N with a 90% bootstrap interval over their trials."))]
     for name, table in a.comparisons.items():
         condition = a.parameter(name).condition
         when = " (when " + ", ".join(f"{k} = {v}" for k, v in condition.items()) + ")" if condition else ""
         blocks.append(Block("h3", f"`{name}`{when}"))
         blocks.append(Block("table", table=comparison_display(table)))
+        if name in a.separations:
+            blocks.append(Block("text", a.separations[name].sentence(lambda v: f"`{fmt(v)}`")))
         blocks.append(Block("figure", f"`{a.metric}` per value of `{name}`", key=f"values:{name}"))
     return blocks
 
@@ -128,7 +135,21 @@ def comparison_display(table: pd.DataFrame) -> pd.DataFrame:
         "mean epochs": table["mean_epochs"].tolist(),
         "stopped early": table["stopped_early"].tolist(),
         "failed": table["failed"].tolist(),
+        **_equal_budget_cells(table),
     })
+
+
+def _equal_budget_cells(table: pd.DataFrame) -> dict[str, list]:
+    """The equal-budget columns of a comparison (none for a table without them)."""
+    if "mean_at_epoch" not in table:
+        return {}
+    epoch, budget = table.attrs.get("epoch"), table.attrs.get("budget")
+    cells = {f"mean at epoch {epoch if epoch is not None else '?'}": table["mean_at_epoch"].tolist()}
+    if budget is not None:
+        cells["full-budget trials"] = table["full_trials"].tolist()
+        cells[f"mean at epoch {budget}"] = table["full_mean"].tolist()
+    cells["stopped at"] = table["stopped_at"].tolist()
+    return cells
 
 
 def _two_way(a: Analysis) -> list[Block]:

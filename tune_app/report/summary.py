@@ -48,6 +48,8 @@ def summary_text(experiment_dir: str | Path, paths: Mapping[str, Path] | None = 
     if name is not None and name in a.comparisons and not board.empty:
         lines += ["", f"{name}, best value first ({a.metric} over the trials that did not fail):",
                   text_table(comparison_display(a.comparisons[name]))]
+        if name in a.separations:
+            lines.append(a.separations[name].sentence())
     if paths:
         width = max(len(k) for k in paths) + 2
         lines += ["", "reports:"] + [f"  {k + ':':{width}s}{v}" for k, v in paths.items()]

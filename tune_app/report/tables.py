@@ -73,7 +73,7 @@ def compare_values(results: pd.DataFrame, param: str, metric: str, mode: str, bu
     early = stopped_early(results, budget)
     index, rows = [], []  # lists, not a dict: True and 1 are equal keys
     for value in _values(results[param]):
-        mine = _equal(ok[param], value)
+        mine = equal_values(ok[param], value)
         metric_values = ok.loc[mine, metric].astype(float)
         index.append(value)
         rows.append({
@@ -84,7 +84,7 @@ def compare_values(results: pd.DataFrame, param: str, metric: str, mode: str, bu
             "median": metric_values.median() if len(metric_values) else math.nan,
             "mean_epochs": ok.loc[mine, "epochs"].mean() if len(metric_values) else math.nan,
             "stopped_early": int((early[ok.index] & mine).sum()),
-            "failed": int((_equal(results[param], value) & results["status"].isin(FAILED_STATUSES)).sum()),
+            "failed": int((equal_values(results[param], value) & results["status"].isin(FAILED_STATUSES)).sum()),
         })
     table = pd.DataFrame(rows, columns=VALUE_COLUMNS, index=pd.Index(index, dtype=object, name=param))
     return _rank(table, mode)
@@ -105,7 +105,7 @@ def two_way(results: pd.DataFrame, rows: str, columns: str, metric: str, mode: s
     counts = pd.DataFrame(0, index=means.index, columns=means.columns)
     for i, r in enumerate(row_values):
         for j, c in enumerate(column_values):
-            cell = ok.loc[_equal(ok[rows], r) & _equal(ok[columns], c), metric].astype(float)
+            cell = ok.loc[equal_values(ok[rows], r) & equal_values(ok[columns], c), metric].astype(float)
             counts.iloc[i, j] = len(cell)
             means.iloc[i, j] = cell.mean() if len(cell) else math.nan
     return means, counts
@@ -171,7 +171,8 @@ def _key(value: Any) -> tuple[str, Any]:
     return ("bool", value) if isinstance(value, bool) else ("value", value)
 
 
-def _equal(column: pd.Series, value: Any) -> pd.Series:
+def equal_values(column: pd.Series, value: Any) -> pd.Series:
+    """Which entries of ``column`` are ``value`` (a boolean True is not the number 1; NaN never matches)."""
     return column.map(lambda v: _key(v) == _key(value) if not (isinstance(v, float) and math.isnan(v)) else False
                       ).astype(bool)
 
