@@ -9,6 +9,7 @@ import statistics
 from pathlib import Path
 
 import pytest
+from scipy import stats
 
 from tests.report.synthetic import Trial, spec, write_experiment
 from tests.report.test_html import assert_self_contained
@@ -86,6 +87,21 @@ def test_a_given_target_counts_compute_in_order_of_arrival(runs):
     assert c.strategies.loc["fifo", "epochs_to_target"] == 3.5
 
 
+def test_each_strategy_gets_an_interval_over_seeds_and_compute_to_target_relative_to_fifo(runs):
+    c = comparison_tables(runs, target=0.9)
+    s = c.strategies
+    expected = stats.t.interval(0.9, 1, loc=0.925, scale=stats.sem([0.90, 0.95]))
+    assert (s.loc["fifo", "best_low"], s.loc["fifo", "best_high"]) == pytest.approx(expected)
+    # to 0.9: fifo 3.5 trial-epochs and 32.5 s on average (4/40 and 3/25), asha 3 and 30 s (its first seed)
+    assert s.loc["fifo", "epochs_vs_fifo"] == 1.0
+    assert s.loc["asha", "epochs_vs_fifo"] == pytest.approx(3 / 3.5)
+    assert s.loc["asha", "seconds_vs_fifo"] == pytest.approx(30 / 32.5)
+    text = comparison_text(c)
+    assert "90% interval over seeds" in text and "0.8571x trial-epochs, 0.9231x trial-seconds" in text
+    without_fifo = comparison_tables({"asha": runs["asha"]}, target=0.9).strategies
+    assert math.isnan(without_fifo.loc["asha", "epochs_vs_fifo"])
+
+
 def independent_numbers(directory: Path, target: float) -> dict:
     """What one computes from an experiment directory without this package's timeline code."""
     results = load_results(directory)
@@ -147,8 +163,10 @@ def test_write_comparison_writes_markdown_and_self_contained_html(tmp_path, runs
     assert paths == {"compare_md": tmp_path / "out" / "compare.md", "compare_html": tmp_path / "out" / "compare.html"}
     md = paths["compare_md"].read_text()
     assert "- target: **0.931**, 98% of the best value any strategy reached (0.95)" in md
-    assert ("| fifo | 2 | 0.925 ± 0.03536 | 4.5 | 42.5 | 1/2 | 3 | 25 | 20 |" in md)
-    assert "| asha | 2 | 0.835 ± 0.1202 | 2.5 | 25 | 0/2 |  |  |  |" in md
+    # the 90% t intervals over 2 seeds: 0.925 ± 6.314 * 0.025 and 0.835 ± 6.314 * 0.085
+    assert ("| fifo | 2 | 0.925 ± 0.03536 | 0.7672 – 1.083 | 4.5 | 42.5 | 1/2 | 3 | 25 | 20 "
+            "| 1x trial-epochs, 1x trial-seconds |" in md)
+    assert "| asha | 2 | 0.835 ± 0.1202 | 0.2983 – 1.372 | 2.5 | 25 | 0/2 |  |  |  |  |" in md
     assert "| fifo | 2 | fifo-2 | 2 | 0.95 | 3 | 25 | 20 | yes | 3 | 25 | 20 |" in md
     html = paths["compare_html"].read_text()
     assert_self_contained(html)

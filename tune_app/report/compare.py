@@ -35,6 +35,7 @@ import pandas as pd
 from .document import Block
 from .files import write_atomic
 from .formatting import duration, fmt, mean_std
+from .intervals import LEVEL, mean_interval
 from .results import read_spec, read_trials, results_frame
 from .tables import leaderboard
 from .timeline import best_so_far, timeline, wall_seconds
@@ -42,8 +43,10 @@ from .timeline import best_so_far, timeline, wall_seconds
 TARGET_SHARE = 0.98
 SEED_COLUMNS = ["strategy", "seed", "experiment", "trials", "best", "trial_epochs", "trial_seconds", "wall_seconds",
                 "reached", "epochs_to_target", "seconds_to_target", "wall_to_target"]
-STRATEGY_COLUMNS = ["seeds", "best_mean", "best_std", "trial_epochs", "trial_seconds", "reached",
-                    "epochs_to_target", "seconds_to_target", "wall_to_target"]
+STRATEGY_COLUMNS = ["seeds", "best_mean", "best_std", "best_low", "best_high", "trial_epochs", "trial_seconds",
+                    "reached", "epochs_to_target", "seconds_to_target", "wall_to_target", "epochs_vs_fifo",
+                    "seconds_vs_fifo"]
+BASELINE = "fifo"  # every trial runs its whole budget: what early stopping saves is measured against it
 
 
 @dataclass
@@ -55,8 +58,10 @@ class Comparison:
         target: the metric value "reaching" means; ``target_rule`` says where it came from.
         seeds: one row per experiment (``SEED_COLUMNS``).
         strategies: one row per strategy, indexed by name (``STRATEGY_COLUMNS``): means over
-            seeds, ``best_std`` their sample std, the ``*_to_target`` means over the seeds
-            that reached the target (``reached`` of them).
+            seeds, ``best_std`` their sample std, ``best_low`` .. ``best_high`` the 90% t interval
+            of the mean best over seeds, the ``*_to_target`` means over the seeds that reached
+            the target (``reached`` of them), ``*_vs_fifo`` those as a multiple of FIFO's
+            (NaN without a FIFO run that reached it).
         curves: strategy -> one best-so-far frame per seed (``trial_epochs``,
             ``trial_seconds``, ``time``, ``best``).
     """
@@ -142,9 +147,11 @@ def _per_strategy(seeds: pd.DataFrame) -> pd.DataFrame:
     rows = {}
     for strategy, group in seeds.groupby("strategy", sort=False):
         reached = group[group["reached"]]
+        low, high = mean_interval(group["best"].tolist())
         rows[strategy] = {
             "seeds": len(group), "best_mean": group["best"].mean(),
             "best_std": group["best"].std() if group["best"].notna().sum() > 1 else math.nan,
+            "best_low": low, "best_high": high,
             "trial_epochs": group["trial_epochs"].mean(), "trial_seconds": group["trial_seconds"].mean(),
             "reached": len(reached),
             "epochs_to_target": reached["epochs_to_target"].mean() if len(reached) else math.nan,
@@ -153,6 +160,9 @@ def _per_strategy(seeds: pd.DataFrame) -> pd.DataFrame:
         }
     table = pd.DataFrame.from_dict(rows, orient="index", columns=STRATEGY_COLUMNS)
     table.index.name = "strategy"
+    for column, source in (("epochs_vs_fifo", "epochs_to_target"), ("seconds_vs_fifo", "seconds_to_target")):
+        baseline = table.loc[BASELINE, source] if BASELINE in table.index else math.nan
+        table[column] = table[source] / baseline if baseline and not math.isnan(baseline) else math.nan
     return table
 
 
@@ -194,12 +204,25 @@ def _summary_table(c: Comparison) -> pd.DataFrame:
     return pd.DataFrame({
         "strategy": list(s.index), "seeds": s["seeds"].tolist(),
         f"best {c.metric} (mean ± std)": [mean_std(m, sd) for m, sd in zip(s["best_mean"], s["best_std"])],
+        f"{LEVEL:.0%} interval over seeds": [_interval(lo, hi) for lo, hi in zip(s["best_low"], s["best_high"])],
         "trial-epochs": s["trial_epochs"].tolist(), "trial-seconds": s["trial_seconds"].tolist(),
         "reached target": [f"{r}/{n}" for r, n in zip(s["reached"], s["seeds"])],
         "trial-epochs to target": s["epochs_to_target"].tolist(),
         "trial-seconds to target": s["seconds_to_target"].tolist(),
         "wall seconds to target": s["wall_to_target"].tolist(),
+        f"compute to target vs {BASELINE}": [_ratio(e, t) for e, t in zip(s["epochs_vs_fifo"], s["seconds_vs_fifo"])],
     })
+
+
+def _interval(low: float, high: float) -> str:
+    return "" if math.isnan(low) else f"{fmt(low)} – {fmt(high)}"
+
+
+def _ratio(epochs: float, seconds: float) -> str:
+    """"0.42x epochs, 0.38x seconds" (blank without a baseline to divide by)."""
+    if math.isnan(epochs) and math.isnan(seconds):
+        return ""
+    return f"{fmt(epochs)}x trial-epochs, {fmt(seconds)}x trial-seconds"
 
 
 def write_comparison(out_dir: str | Path, runs: Mapping[str, Sequence[str | Path]], target: float | None = None,
