@@ -47,6 +47,20 @@ def test_two_runs_of_one_config_give_the_same_history(digits16):
     assert first == second
 
 
+def test_deterministic_switches_torch_to_deterministic_kernels_and_back(digits16):
+    try:
+        runs = [TrainingRun(tiny_config(epochs=1, deterministic=True), data=digits16) for _ in range(2)]
+        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        histories = [[m["val_loss"] for m in run.epochs()] for run in runs]
+        assert histories[0] == histories[1]
+        TrainingRun(tiny_config(epochs=1), data=digits16)  # a fast trial after it in the same worker
+        assert not torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.deterministic
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.deterministic = False
+
+
 def test_bf16_autocast_trains_on_the_cpu():
     # 32 px, not 16: at 16 px test_resnet's last stage convolves 1x1 maps, where oneDNN's bf16
     # weight gradient on CPUs with AMX / AVX512-BF16 (torch 2.14.1) is sometimes NaN.

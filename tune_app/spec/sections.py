@@ -108,6 +108,7 @@ class TrainSpec(_Section):
     mode: Literal["max", "min"] | None = None  # default: the metric's natural direction
     device: str = "auto"
     precise_bn: Any = "auto"  # auto | off | N: BatchNorm statistics recomputed over N training batches
+    deterministic: bool = False  # reproducible kernels (cuDNN deterministic, torch deterministic algorithms)
 
     @field_validator("precise_bn", mode="before")
     @classmethod
@@ -308,6 +309,7 @@ class ExperimentSpec(_Section):
             optimizer=optimizer_options(self.train.optimizer),
             precise_bn=self.train.precise_bn,
             seed=self.train.seed,
+            deterministic=self.train.deterministic,
             device=self.train.device,
         )
         return TrainConfig(**{**base, **knobs})

@@ -93,6 +93,7 @@ class TrainConfig:
     precise_bn: int | str = "auto"  # auto | off | N batches: BatchNorm statistics recomputed before evaluating
     # reproducibility and placement
     seed: int = 0
+    deterministic: bool = False  # cuDNN deterministic, no cuDNN benchmark, torch's deterministic algorithms
     device: str = "auto"
     channels_last: bool | None = None  # None: on CUDA only
 

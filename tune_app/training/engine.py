@@ -78,6 +78,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def set_deterministic(on: bool) -> None:
+    """The chapter's ``set_seed`` switches, plus torch's deterministic algorithms; or all back to fast.
+
+    Set both ways: a reused Ray worker may run a deterministic trial after a fast one. Ops
+    without a deterministic implementation warn instead of failing (``warn_only``).
+    """
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS is deterministic only with it
+    torch.backends.cudnn.deterministic = on
+    torch.backends.cudnn.benchmark = not on and torch.cuda.is_available()  # fixed input sizes: fastest kernels
+    torch.use_deterministic_algorithms(on, warn_only=True)
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> the first CUDA device when there is one, else the CPU."""
     if name == "auto":
@@ -159,9 +172,8 @@ class TrainingRun:
         self.config = config
         seed_everything(config.seed)
         self.device = resolve_device(config.device)
+        set_deterministic(config.deterministic)
         cuda = self.device.type == "cuda"
-        if cuda:
-            torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
         self.data = data if data is not None else build_data(data_config(config))
 
         # data: seeded generators make the shuffling order and the augmentation part of the checkpoint
