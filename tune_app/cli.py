@@ -159,8 +159,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
     spec = load_spec(location.local / "spec.yaml")
     data = _shared_data(spec)
     echo(f"resuming {location}" + (" (errored trials too)" if args.retry_errored else ""))
-    return _run_and_report(spec, location, lambda: resume_sweep(
+    code = _run_and_report(spec, location, lambda: resume_sweep(
         spec, location, data=data, retry_errored=args.retry_errored, verbose=args.verbose))
+    from .confirm import confirmed_experiment
+
+    experiment = confirmed_experiment(location)  # DIR/confirm resumed: DIR's verdict follows
+    return _confirmed(experiment, location) if experiment is not None else code
 
 
 def _prepare_storage(spec: Any, location: Location) -> None:
@@ -323,6 +327,60 @@ def cmd_compare(args: argparse.Namespace) -> int:
     echo(comparison_text(comparison))
     for name, path in paths.items():
         echo(f"{name + ':':13s}{path}")
+    return 0
+
+
+# ---------------------------------------------------------------- confirm
+def cmd_confirm(args: argparse.Namespace) -> int:
+    from .confirm import confirm_points, confirm_spec, existing_plan, plan_confirmation, write_plan
+    from .report.confirmation import CONFIRM_DIR, confirmation_tables
+    from .runner import resume_sweep, run_sweep
+    from .spec import load_spec
+
+    experiment = Location.open(args.dir)
+    confirm = Location(experiment.remote or str(experiment.local), CONFIRM_DIR)
+    plan = existing_plan(Location(str(experiment.local), CONFIRM_DIR), args.top, args.seeds)
+    if plan is None:
+        plan = plan_confirmation(experiment.local, args.top, args.seeds)
+        points = confirm_points(plan)
+        spec = confirm_spec(experiment, args.set, len(points), args.address)
+        confirm = Location.create(spec.tune.storage, spec.name)
+        spec = _resolve_weights(spec)
+        data = _shared_data(spec)
+        _start_experiment(spec, confirm, data)
+        write_plan(confirm, plan, spec.train.epochs)
+        echo(f"confirming the top {len(plan['origins'])} of {experiment} "
+             f"({', '.join(o['trial_id'] for o in plan['origins'])}) under seeds "
+             f"{', '.join(map(str, plan['seeds']))}: {len(points)} runs of {spec.train.epochs} epochs, "
+             f"no early stopping -> {confirm}")
+        _run_and_report(spec, confirm, lambda: run_sweep(spec, confirm, data=data, echo=echo, verbose=args.verbose,
+                                                         points=points), quiet=True)
+    else:
+        confirm.pull()
+        if args.set:
+            echo(f"resuming {confirm} as it was started: --set is ignored")
+        spec = load_spec(confirm.local / "spec.yaml", address=args.address)
+        if not confirmation_tables(confirm.local).finished:
+            echo(f"resuming the confirmation in {confirm}")
+            data = _shared_data(spec)
+            _run_and_report(spec, confirm, lambda: resume_sweep(spec, confirm, data=data, verbose=args.verbose),
+                            quiet=True)
+    return _confirmed(experiment, confirm)
+
+
+def _confirmed(experiment: Location, confirm: Location) -> int:
+    """Write the confirmation's verdict and the experiment's reports from it; print the verdict."""
+    from .confirm import finish_confirmation
+    from .report.confirmation import confirmation_display
+    from .report.summary import text_table
+
+    confirmation, paths, exported = finish_confirmation(experiment, confirm)
+    echo()
+    echo(text_table(confirmation_display(confirmation)))
+    echo(confirmation.verdict().replace("`", ""))
+    echo(exported)
+    for name, path in paths.items():
+        echo(f"{name + ':':24s}{path}")
     return 0
 
 
@@ -499,6 +557,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="an existing Ray cluster to run on")
     p.add_argument("--verbose", action="store_true", help="show Ray's own progress table and logs")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("confirm", help="re-run the top configs of a finished experiment over new seeds; the best "
+                                       "mean becomes its best_config.yaml")
+    p.add_argument("dir", help="the experiment directory, e.g. tune_results/quickstart")
+    p.add_argument("--top", type=int, default=3, help="how many of the best configs (default 3)")
+    p.add_argument("--seeds", type=int, default=3, help="new seeds per config (default 3)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a value of the experiment's spec for the runs, e.g. --set train.epochs=10 or "
+                        "--set train.deterministic=true (repeatable)")
+    p.add_argument("--address", help="an existing Ray cluster to run on")
+    p.add_argument("--verbose", action="store_true", help="show Ray's own progress table and logs")
+    p.set_defaults(func=cmd_confirm)
 
     p = sub.add_parser("export", help="write an experiment's best model: best_model/ with model.safetensors and "
                                       "config.json")

@@ -68,8 +68,13 @@ def run_sweep(
     data: Any,
     echo: Callable[[str], None] = print,
     verbose: bool = False,
+    points: list[dict[str, Any]] | None = None,
 ) -> Any:
-    """Run the experiment on Ray Tune into ``location``; returns Ray's ``ResultGrid``."""
+    """Run the experiment on Ray Tune into ``location``; returns Ray's ``ResultGrid``.
+
+    With ``points``, exactly those flat configs run, once each, in order, instead of what
+    the search algorithm would propose (``tune-app confirm``'s configs and seeds).
+    """
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the old reporter honours verbose=0
     with ray_session(spec.tune.address, verbose=verbose, dashboard=spec.tune.dashboard, echo=echo):
         from ray import tune
@@ -83,6 +88,10 @@ def run_sweep(
             points = spec.points_to_evaluate()
             points += spec.space.sample(spec.tune.num_samples - len(points), seed=spec.search_seed)
             param_space, search_alg, samples = {POINT_KEY: tune.grid_search(points)}, None, 1
+        elif points is not None:
+            from .searchers import PointsSearcher
+
+            search_alg, param_space, samples = PointsSearcher(points, spec.metric, spec.mode), {}, len(points)
         else:
             search_alg = SEARCH_ALGS[spec.tune.search_alg].factory(setup, spec.tune.search_alg_options)
             param_space, samples = {}, spec.trial_count()

@@ -37,6 +37,12 @@ FAILURE_KINDS = ("diverged", "oom")
 # Statuses of trials that ended without a usable result: Ray's ERROR and the failure kinds.
 FAILED_STATUSES = ("ERROR", *(kind.upper() for kind in FAILURE_KINDS))
 
+# Keys of a trial's config that are not searched parameters: ``tune-app confirm`` runs a
+# sweep's trial again under a new seed, and says which trial it repeats.
+RUN_SEED = "seed"
+ORIGIN_TRIAL = "origin_trial"
+RUN_KEYS = (RUN_SEED, ORIGIN_TRIAL)
+
 # PBT needs Ray's own variant generator, which cannot express a conditional space:
 # there each trial's flat config travels under this one key.
 POINT_KEY = "params"

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from .confirmation import Confirmation, read_confirmation
 from .diagnostics import stalled_trials
 from .equal_budget import Separation, equal_budget, metric_curves, separation
 from .importance import Importance, parameter_importance
@@ -72,6 +73,13 @@ class Analysis:
     data: dict[str, Any] = field(default_factory=dict)  # data.json: how the data was read, images skipped
     stalled: pd.DataFrame = field(default_factory=pd.DataFrame)  # learned, yet scored at chance
     separations: dict[str, Separation] = field(default_factory=dict)  # the best two values of each table
+    confirmation: Confirmation | None = None  # tune-app confirm's verdict, when it ran
+
+    @property
+    def chosen_trial(self) -> str | None:
+        """The trial whose config best_config.yaml holds: the confirmed winner, else the best trial."""
+        confirmed = self.confirmation.winner if self.confirmation is not None else None
+        return confirmed or self.overview.best_trial
 
     @property
     def history(self) -> pd.DataFrame:
@@ -125,6 +133,7 @@ def analyze(experiment_dir: str | Path, by: Sequence[str] = (), importance: bool
         stalled=stalled_trials(trials, spec.get("task", "classification"), metric, len(data.get("class_names") or [])),
         separations={name: found for name, table in comparisons.items()
                      if (found := separation(results, curves, name, metric, mode, _told(table), table.attrs["epoch"]))},
+        confirmation=read_confirmation(experiment_dir),
     )
     return analysis
 

@@ -32,7 +32,7 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from .document import Block
+from .blocks import Block
 from .files import write_atomic
 from .formatting import duration, fmt, mean_std
 from .intervals import LEVEL, mean_interval

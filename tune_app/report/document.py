@@ -11,33 +11,15 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import pandas as pd
 
 from ..trial_result import FAILED_STATUSES
 from .analysis import Analysis, is_missing
+from .blocks import Block
+from .confirmation import confirmation_blocks
 from .diagnostics import CAUSE
 from .formatting import duration, fmt, mean_std, percent, value_range
 from .importance import SEED
-
-
-@dataclass
-class Block:
-    """One piece of a report.
-
-    ``kind`` is ``h1``/``h2``/``h3`` (``text``), ``text`` (a paragraph), ``bullets``
-    (``items``), ``table`` (``table``, with its index when ``index``; ``shade`` holds, for
-    some columns, numbers that HTML colours cells by, higher is better) or ``figure`` (``key`` names the plot,
-    ``text`` its title).
-    """
-
-    kind: str
-    text: str = ""
-    items: tuple[str, ...] = ()
-    table: pd.DataFrame | None = None
-    index: bool = False
-    shade: pd.DataFrame | None = None
-    key: str = ""
 
 
 def build_document(analysis: Analysis) -> list[Block]:
@@ -49,6 +31,8 @@ def build_document(analysis: Analysis) -> list[Block]:
     blocks.append(Block("h2", "Leaderboard"))
     blocks.append(Block("table", table=board, index=True) if not board.empty
                   else Block("text", "No trial reported the metric."))
+    if a.confirmation is not None:
+        blocks += confirmation_blocks(a.confirmation)
     if not a.events.empty:
         blocks.append(Block("figure", f"Learning curves: `{a.metric}` per epoch" + (
             f", coloured by `{a.colour_by}`" if a.colour_by else ""), key="curves"))
@@ -88,6 +72,11 @@ def _header(a: Analysis) -> tuple[str, ...]:
     items.append(trials)
     if o.best_value is not None:
         items.append(f"best `{a.metric}`: **{o.best_value:.4f}** (trial `{o.best_trial}`)")
+    c = a.confirmation
+    if c is not None and c.winner is not None:
+        items.append(f"confirmed over {len(c.seeds)} new seeds (tune-app confirm): `{c.winner}` "
+                     + ("held" if c.held else f"won instead of `{c.sweep_winner}`")
+                     + f"; best_config.yaml is its config")
     if o.timed_trials:
         items.append(f"compute: {duration(o.trial_seconds)} of trial time over {o.trial_epochs} trial-epochs, "
                      f"{duration(o.mean_trial_seconds)} per trial on average ({o.timed_trials} trials); "
@@ -145,7 +134,7 @@ def _equal_budget_cells(table: pd.DataFrame) -> dict[str, list]:
         return {}
     epoch, budget = table.attrs.get("epoch"), table.attrs.get("budget")
     cells = {f"mean at epoch {epoch if epoch is not None else '?'}": table["mean_at_epoch"].tolist()}
-    if budget is not None:
+    if budget is not None and epoch != budget:  # else every compared trial ran the whole budget: the same column
         cells["full-budget trials"] = table["full_trials"].tolist()
         cells[f"mean at epoch {budget}"] = table["full_mean"].tolist()
     cells["stopped at"] = table["stopped_at"].tolist()

@@ -20,7 +20,8 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from .analysis import Analysis
-from .document import Block, build_document
+from .blocks import Block
+from .document import build_document
 from .formatting import fmt, looks_numeric
 
 CSS = """

@@ -15,7 +15,8 @@ from typing import Any, Sequence
 import pandas as pd
 
 from .analysis import Analysis
-from .document import Block, build_document
+from .blocks import Block
+from .document import build_document
 from .formatting import fmt
 
 

@@ -9,10 +9,11 @@ import pandas as pd
 import yaml
 
 from .analysis import analyze
+from .blocks import Block
+from .confirmation import CONFIRM_CSV, CONFIRM_MD, Confirmation, confirmation_blocks, confirmation_tables
 from .files import write_atomic as _write
-from .markdown import render_report
+from .markdown import render_blocks, render_report
 from .results import read_trials
-from .tables import best_trial_id
 
 FORMATS = ("csv", "md", "html")
 
@@ -68,10 +69,24 @@ def write_reports(
         from .html import render_html
 
         paths["html"] = _write(experiment_dir / "report.html", render_html(analysis))
-    best_id = best_trial_id(results, metric, analysis.mode)
+    best_id = analysis.chosen_trial
     if best_config is not None and best_id is not None:
         best = next(t for t in trials if t.trial_id == best_id)
-        text = f"# Trial {best_id}, the best by {metric}; rerun it with: tune-app train best_config.yaml\n"
+        c = analysis.confirmation
+        why = (f"the best mean {metric} over seeds {', '.join(map(str, c.seeds))} (tune-app confirm)"
+               if c is not None and c.winner == best_id else f"the best by {metric}")
+        text = f"# Trial {best_id}, {why}; rerun it with: tune-app train best_config.yaml\n"
         text += yaml.safe_dump(best_config(best.config), sort_keys=False)
         paths["best_config"] = _write(experiment_dir / "best_config.yaml", text)
     return results, paths
+
+
+def write_confirmation(confirm_dir: str | Path) -> tuple[Confirmation, dict[str, Path]]:
+    """Write ``confirm.csv`` and ``confirm.md`` into the confirmation directory."""
+    confirm_dir = Path(confirm_dir)
+    c = confirmation_tables(confirm_dir)
+    blocks = [Block("h1", "Confirmation over seeds"), *confirmation_blocks(c)[1:]]
+    return c, {
+        "confirm_csv": _write(confirm_dir / CONFIRM_CSV, c.table.reset_index().to_csv(index=False)),
+        "confirm_md": _write(confirm_dir / CONFIRM_MD, render_blocks(blocks)),
+    }

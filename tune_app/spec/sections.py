@@ -21,6 +21,7 @@ from ..training import METRICS, TASKS, TrainConfig
 from ..training.data import DataConfig
 from ..training.optimizers import OPTIMIZERS, optimizer_options
 from ..training.params import OptionError, check_options, unknown_name
+from ..trial_result import RUN_KEYS, RUN_SEED
 
 Problem = tuple[str, str]  # (dotted path in the file, what is wrong)
 
@@ -296,8 +297,12 @@ class ExperimentSpec(_Section):
                            seed=self.search_seed, points=tuple(self.points_to_evaluate()))
 
     def train_config(self, flat: Mapping[str, Any] | None = None) -> TrainConfig:
-        """The complete training config of one trial; ``flat=None`` uses every default."""
-        knobs = self.space.nest(self.space.defaults() if flat is None else flat)
+        """The complete training config of one trial; ``flat=None`` uses every default.
+
+        A ``seed`` in ``flat`` (a confirmation run's) replaces ``train.seed``.
+        """
+        flat, seed = _searched(self.space.defaults() if flat is None else flat)
+        knobs = self.space.nest(flat)
         base = dict(
             model=self.model.name,
             encoder=self.model.encoder,
@@ -308,7 +313,7 @@ class ExperimentSpec(_Section):
             epochs=self.train.epochs,
             optimizer=optimizer_options(self.train.optimizer),
             precise_bn=self.train.precise_bn,
-            seed=self.train.seed,
+            seed=self.train.seed if seed is None else seed,
             deterministic=self.train.deterministic,
             device=self.train.device,
         )
@@ -328,6 +333,15 @@ class ExperimentSpec(_Section):
 
     def fixed_at(self, flat: Mapping[str, Any]) -> dict[str, Any]:
         """This spec with ``search:`` fixed at one trial's values: runnable with ``tune-app train``."""
+        flat, seed = _searched(flat)
         data = self.to_dict()
         data["search"] = self.space.nest(flat)
+        if seed is not None:
+            data["train"]["seed"] = seed
         return data
+
+
+def _searched(flat: Mapping[str, Any]) -> tuple[dict[str, Any], int | None]:
+    """A trial's searched values apart from the keys of a confirmation run (its seed, the trial it repeats)."""
+    searched = {k: v for k, v in flat.items() if k not in RUN_KEYS}
+    return searched, (int(flat[RUN_SEED]) if flat.get(RUN_SEED) is not None else None)
