@@ -96,3 +96,23 @@ def test_nothing_in_every_trial(exp):
     found = parameter_importance(results, params, "val_acc", "max")
     assert found.importances == {} and found.note == "no parameter is present in every trial"
     assert set(found.left_out) == {"loss.gamma", "scheduler.step_size"}
+
+
+def test_beyond_max_trials_importance_runs_on_a_seeded_sample_and_says_so(tmp_path, monkeypatch):
+    from tests.report.synthetic import SWEEP_PARAMETERS, sweep
+    from tune_app.report import analyze
+    from tune_app.report import importance
+    from tune_app.report.markdown import render_report
+
+    exp = sweep(tmp_path / "sweep", n=60, epochs=4)
+    results = load_results(exp)
+    params = read_parameters(exp, results, list(SWEEP_PARAMETERS))
+    scored = int((results["status"] != "ERROR").sum())
+    full = parameter_importance(results, params, "val_acc", "max")
+    monkeypatch.setattr(importance, "MAX_TRIALS", 30)
+    sampled = parameter_importance(results, params, "val_acc", "max")
+    assert (full.trials, full.sampled_from) == (scored, None)
+    assert (sampled.trials, sampled.sampled_from) == (30, scored)
+    assert sampled.importances == parameter_importance(results, params, "val_acc", "max").importances  # seeded
+    assert sampled.importances != full.importances
+    assert f"from the 30 trials of a random sample (seed 0) of the {scored} trials" in render_report(analyze(exp))

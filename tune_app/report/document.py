@@ -188,7 +188,8 @@ def _importance(a: Analysis) -> list[Block]:
     else:
         blocks.append(Block("text", (
             f"fANOVA (Optuna's FanovaImportanceEvaluator, seed {SEED}) on a study rebuilt from the {imp.trials} "
-            f"trials that reported `{a.metric}` (those stopped early at their best value): each parameter's share "
+            + (f"trials of a random sample (seed {SEED}) of the {imp.sampled_from} " if imp.sampled_from else "")
+            + f"trials that reported `{a.metric}` (those stopped early at their best value): each parameter's share "
             f"of the variance of `{a.metric}`; the shares sum to 1.")))
         table = pd.DataFrame({"parameter": list(imp.importances), "importance": list(imp.importances.values())})
         blocks += [Block("table", table=table), Block("figure", "Parameter importance", key="importance")]
