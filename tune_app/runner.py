@@ -8,12 +8,14 @@ search algorithms and trial schedulers themselves are registries in ``strategies
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .cluster import ray_session, trial_resources
 from .location import Location
 from .strategies import SEARCH_ALGS, TRIAL_SCHEDULERS
+from .study import study_storage
 from .trial_result import EPOCH, POINT_KEY
 
 if TYPE_CHECKING:
@@ -68,14 +70,21 @@ def run_sweep(
     data: Any,
     echo: Callable[[str], None] = print,
     verbose: bool = False,
+    warm: Sequence[Any] = (),
 ) -> Any:
-    """Run the experiment on Ray Tune into ``location``; returns Ray's ``ResultGrid``."""
+    """Run the experiment on Ray Tune into ``location``; returns Ray's ``ResultGrid``.
+
+    The Optuna study goes to ``tune.study_storage`` or ``<experiment>/optuna.db``, named
+    after the experiment; an existing one (``tune-app extend``) is continued. ``warm``:
+    finished Optuna trials of earlier experiments, given to the study first.
+    """
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the old reporter honours verbose=0
     with ray_session(spec.tune.address, verbose=verbose, dashboard=spec.tune.dashboard, echo=echo):
         from ray import tune
 
         resources = trial_resources(spec.tune.resources)
-        setup = spec.search_setup()
+        setup = dataclasses.replace(spec.search_setup(), warm=tuple(warm),
+                                    study=(study_storage(spec.tune.study_storage, location.local), spec.name))
         scheduler = TRIAL_SCHEDULERS[spec.tune.scheduler].factory(setup, spec.tune.scheduler_options)
         if spec.tune.scheduler == "pbt":
             # PBT mutates trial configs itself and refuses search algorithms: the population
