@@ -12,7 +12,7 @@ Example:
     >>> from tune_app.space import parse_space
     >>> space = parse_space({"lr": {"loguniform": [1e-3, 1e-2]}}, KNOBS)
     >>> fit_to_space(space, {"lr": 0.5})[1]
-    'lr = 0.5 is outside the new range'
+    'lr is outside the new range [0.001, 0.01]'
     >>> fit_to_space(space, {"lr": 0.005, "amp": "bf16"})[1]
     'amp is no longer searched'
     >>> fit_to_space(space, {"lr": 0.005})[0].params
@@ -63,7 +63,7 @@ class _Replay:
 
         value = self._value(name)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
-            raise _Misfit(f"{name} = {value} is outside the new range")
+            raise _Misfit(f"{name} is outside the new range [{low:g}, {high:g}]")
         self.distributions[name] = optuna.distributions.FloatDistribution(low, high, log=log)
         self.params[name] = float(value)
         return float(value)
@@ -73,7 +73,7 @@ class _Replay:
 
         value = self._value(name)
         if not isinstance(value, (int, float)) or value != int(value) or not low <= value <= high:
-            raise _Misfit(f"{name} = {value} is outside the new range")
+            raise _Misfit(f"{name} is outside the new range [{low}, {high}]")
         self.distributions[name] = optuna.distributions.IntDistribution(low, high, log=log)
         self.params[name] = int(value)
         return int(value)
