@@ -30,6 +30,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.file, args.set, name=args.name, storage=args.storage, address=args.address,
                      dashboard=args.dashboard)
+    _check_loggers(spec)
     warm = None
     if args.warm_start:
         from .warm_start import warm_start_for
@@ -66,6 +67,15 @@ def cmd_search(args: argparse.Namespace) -> int:
     echo(_budget_line(spec))
     return _run_and_report(spec, location, lambda: run_sweep(spec, location, data=data, echo=echo,
                                                               verbose=args.verbose, warm=warm.trials if warm else ()))
+
+
+def _check_loggers(spec: Any) -> None:
+    """Each tracker of ``tune.loggers`` has its package, before anything starts."""
+    from .loggers import missing_packages
+
+    problems = missing_packages(spec.tune.loggers)
+    if problems:
+        raise SpecError(problems)
 
 
 def _resolve_weights(spec: Any) -> Any:
@@ -171,6 +181,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         raise SpecError(f"{location}: Ray Tune saved no state before the run stopped, so there is nothing "
                         f"to resume; start it again with tune-app search")
     spec = load_spec(location.local / "spec.yaml")
+    _check_loggers(spec)
     data = _shared_data(spec)
     echo(f"resuming {location}" + (" (errored trials too)" if args.retry_errored else ""))
     return _run_and_report(spec, location, lambda: resume_sweep(
@@ -186,6 +197,7 @@ def cmd_extend(args: argparse.Namespace) -> int:
 
     location = Location.open(args.dir)
     spec = _resolve_weights(load_spec(location.local / "spec.yaml"))
+    _check_loggers(spec)
     plan = plan_extension(spec, location, args.trials)
     data = _shared_data(spec)
     add_origin(location.local, "extended", {"trials": args.trials, "study_trials_before": plan.before})

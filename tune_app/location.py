@@ -28,7 +28,7 @@ from .errors import SpecError
 _HEAVY = ("checkpoint_", "driver_artifacts")
 # Files only the driver writes, always locally (SQLite cannot live on an object store): pushed with
 # the reports, pulled only into a mirror that lacks them (the driver's own copy is the newest).
-DRIVER_FILES = ("optuna.db",)
+DRIVER_FILES = ("optuna.db", "mlflow.db")
 
 
 def is_uri(text: str) -> bool:
@@ -137,7 +137,7 @@ class Location:
                 shutil.copyfileobj(source, sink)
 
     def driver_files(self) -> list[Path]:
-        """The driver's own files that exist (``optuna.db``), for :meth:`push`."""
+        """The driver's own files that exist (``optuna.db``, ``mlflow.db``), for :meth:`push`."""
         return [self.local / name for name in DRIVER_FILES if (self.local / name).is_file()]
 
     def filesystem(self):

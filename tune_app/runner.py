@@ -1,7 +1,7 @@
 """Ray Tune assembly: the Tuner of a sweep (trainable, search algorithm, trial scheduler,
 resources, storage, checkpoint and failure policy), and resume.
 
-With ``cluster.py``, ``callbacks.py``, ``searchers.py`` and ``trainable.py`` the only code
+With ``cluster.py``, ``callbacks.py``, ``tracking.py``, ``searchers.py`` and ``trainable.py`` the only code
 that imports Ray, lazily, so validating a spec does not pay for importing Ray. The
 search algorithms and trial schedulers themselves are registries in ``strategies.py``.
 """
@@ -40,12 +40,14 @@ def _run_config(spec: "ExperimentSpec", location: Location, echo: Callable[[str]
 
     from .budget import PBT_MIN_KEPT
     from .callbacks import CheckpointBudget, Progress, ReportRefresh
+    from .tracking import tracking_callbacks
 
     return tune.RunConfig(
         name=location.name,
         storage_path=location.storage,
         verbose=2 if verbose else 0,
-        callbacks=[Progress(spec, echo), ReportRefresh(spec, location), CheckpointBudget(spec)],
+        callbacks=[Progress(spec, echo), ReportRefresh(spec, location), CheckpointBudget(spec),
+                   *tracking_callbacks(spec, location)],
         failure_config=tune.FailureConfig(max_failures=spec.tune.max_failures),
         # Under PBT a trial whose budget is spent ends here, before PBT sees the result: PBT
         # would pause it at a perturbation on its last epoch (while other trials wait for a

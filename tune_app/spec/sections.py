@@ -16,6 +16,7 @@ from typing import Any, Literal, Mapping
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from ..space import SearchSpace
+from ..loggers import LOGGERS
 from ..study import STORAGE_PATTERN
 from ..strategies import SEARCH_ALGS, TRIAL_SCHEDULERS, SearchSetup, StrategyInfo
 from ..training import METRICS, TASKS, TrainConfig
@@ -183,6 +184,7 @@ class TuneSpec(_Section):
         raise ValueError(f"must be false, true (127.0.0.1:8265) or host:port, got {value!r}")
     storage: str = "tune_results"
     study_storage: str | None = None  # the Optuna study's database; default: <experiment>/optuna.db (SQLite)
+    loggers: list[str] = Field(default_factory=list)  # per-trial tracking: mlflow
     seed: int | None = Field(None, ge=0, le=2**32 - 1)  # search seed; default: train.seed
 
     @model_validator(mode="before")
@@ -210,6 +212,11 @@ class TuneSpec(_Section):
             found.append((f"{at}.study_storage", f"must be a database URL: postgresql://user:password@host/db, "
                                                  f"mysql://user:password@host/db or sqlite:///path/to/file.db, got "
                                                  f"{self.study_storage!r}"))
+        for i, name in enumerate(self.loggers):
+            if name not in LOGGERS:
+                found.append((f"{at}.loggers[{i}]", unknown_name(name, LOGGERS, "logger")))
+        if len(set(self.loggers)) != len(self.loggers):
+            found.append((f"{at}.loggers", f"names a logger twice: {self.loggers}"))
         for key, registry in (("search_alg", SEARCH_ALGS), ("scheduler", TRIAL_SCHEDULERS)):
             name = getattr(self, key)
             if name not in registry:
