@@ -1,11 +1,17 @@
-"""Per-trial tracking: a real `mlflow server` on 127.0.0.1 receives one run per trial, several trials at once."""
+"""Per-trial tracking, one sweep of three trials two at a time: a real `mlflow server` on 127.0.0.1 gets one
+run per trial, TensorBoard's reader reads each trial's events, W&B keeps one offline run per trial."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import json
 import os
+import struct
 import subprocess
 import sys
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +19,7 @@ import pytest
 
 from tune_app.cli import main
 
-from .conftest import free_port, write_spec
+from .conftest import TINY_SPEC, free_port, write_spec
 from .processes import kill_session, wait_for
 
 
@@ -26,8 +32,8 @@ def test_a_logger_whose_package_is_missing_names_its_extra(tiny_spec_data, tmp_p
         capsys.readouterr().err)
 
 
-@pytest.fixture
-def mlflow_server(tmp_path):
+@contextlib.contextmanager
+def mlflow_server(tmp_path: Path):
     """A real MLflow tracking server on a free loopback port, stopped through its own session."""
     port = free_port()
     command = Path(sys.executable).with_name("mlflow")
@@ -52,37 +58,118 @@ def mlflow_server(tmp_path):
         server.wait(timeout=30)
 
 
+@dataclass
+class Tracked:
+    experiment: Path
+    results: pd.DataFrame  # by trial id
+    history: pd.DataFrame
+    mlflow_uri: str
+
+
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory):
+    """One sweep with every tracker, three trials two at a time, against a real MLflow server; W&B offline."""
+    root = tmp_path_factory.mktemp("tracked")
+    data = copy.deepcopy(TINY_SPEC)
+    data["name"] = "tracked"
+    data["tune"].update(num_samples=3, max_concurrent=2, scheduler="fifo", loggers=["mlflow", "tensorboard", "wandb"])
+    spec = write_spec(root / "tracked.yaml", data)
+    with mlflow_server(root) as uri:
+        env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+        result = subprocess.run([sys.executable, "-m", "tune_app", "search", str(spec), "--storage",
+                                 str(root / "runs")], capture_output=True, text=True, timeout=600, env=env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        experiment = root / "runs" / "tracked"
+        yield Tracked(experiment, pd.read_csv(experiment / "results.csv").set_index("trial_id"),
+                      pd.read_csv(experiment / "history.csv"), uri)
+
+
+def epochs_of(tracked: Tracked, trial_id: str, metric: str = "val_acc") -> list[tuple[int, float]]:
+    epochs = tracked.history[tracked.history["trial_id"] == trial_id].sort_values("epoch")
+    return [(int(e), v) for e, v in zip(epochs["epoch"], epochs[metric])]
+
+
 @pytest.mark.ray
-def test_mlflow_gets_one_run_per_trial_with_each_epochs_metrics(mlflow_server, tiny_spec_data, tmp_path):
+def test_mlflow_gets_one_run_per_trial_with_each_epochs_metrics(tracked):
     from mlflow.tracking import MlflowClient
 
-    tiny_spec_data["name"] = "tracked"
-    tiny_spec_data["tune"].update(num_samples=3, max_concurrent=2, scheduler="fifo", loggers=["mlflow"])
-    spec = write_spec(tmp_path / "tracked.yaml", tiny_spec_data)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server}
-    result = subprocess.run([sys.executable, "-m", "tune_app", "search", str(spec), "--storage", str(tmp_path / "runs")],
-                            capture_output=True, text=True, timeout=600, env=env)
-    assert result.returncode == 0, result.stdout + result.stderr
-    experiment = tmp_path / "runs" / "tracked"
-    results = pd.read_csv(experiment / "results.csv").set_index("trial_id")
-    history = pd.read_csv(experiment / "history.csv")
-    assert not (experiment / "mlflow.db").exists()  # MLFLOW_TRACKING_URI wins over the local store
-
-    client = MlflowClient(tracking_uri=mlflow_server)
+    assert not (tracked.experiment / "mlflow.db").exists()  # MLFLOW_TRACKING_URI wins over the local store
+    client = MlflowClient(tracking_uri=tracked.mlflow_uri)
     found = client.get_experiment_by_name("tracked")
     runs = client.search_runs([found.experiment_id])
     [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert sorted(r.data.tags["trial_id"] for r in trials) == sorted(results.index)  # one run per trial
+    assert sorted(r.data.tags["trial_id"] for r in trials) == sorted(tracked.results.index)  # one run per trial
     assert parent.info.status == "FINISHED" and {r.info.status for r in trials} == {"FINISHED"}
     for run in trials:
         trial_id = run.data.tags["trial_id"]
-        row = results.loc[trial_id]
+        row = tracked.results.loc[trial_id]
         assert run.data.tags["experiment"] == "tracked" and run.data.tags["trial_scheduler"] == "fifo"
         assert run.data.tags["seed"] == "0" and run.info.run_name == trial_id
         assert float(run.data.params["lr"]) == pytest.approx(row["lr"]) and run.data.params["loss"] == row["loss"]
-        steps = client.get_metric_history(run.info.run_id, "val_acc")
-        epochs = history[history["trial_id"] == trial_id].sort_values("epoch")
-        assert sorted((m.step, m.value) for m in steps) == [
-            (int(e), pytest.approx(v)) for e, v in zip(epochs["epoch"], epochs["val_acc"])]
-        assert [m.step for m in sorted(steps, key=lambda m: m.step)] == [1, 2]
+        history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "val_acc"))
+        assert [step for step, _ in history] == [1, 2]
+        assert history == [(e, pytest.approx(v)) for e, v in epochs_of(tracked, trial_id)]
+
+
+@pytest.mark.ray
+def test_tensorboards_reader_reads_each_trials_event_file(tracked):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for trial_id in tracked.results.index:
+        [trial_dir] = tracked.experiment.glob(f"*_{trial_id}_*")
+        events = EventAccumulator(str(trial_dir))
+        events.Reload()
+        scalars = events.Scalars("ray/tune/val_acc")
+        assert [(e.step, e.value) for e in scalars] == [(s, pytest.approx(v, abs=1e-6))
+                                                       for s, v in epochs_of(tracked, trial_id)]
+
+
+@pytest.mark.ray
+def test_wandb_keeps_one_offline_run_per_trial(tracked):
+    from wandb.proto import wandb_internal_pb2
+
+    for trial_id in tracked.results.index:
+        [trial_dir] = tracked.experiment.glob(f"*_{trial_id}_*")
+        [run_file] = trial_dir.glob(f"wandb/offline-run-*-{trial_id}/run-{trial_id}.wandb")
+        records = [wandb_internal_pb2.Record.FromString(r) for r in read_wandb_records(run_file)]
+        [run] = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+        assert run.run_id == trial_id and run.group == "tracked" and "trial_scheduler:fifo" in run.tags
+        config = {item.key: json.loads(item.value_json) for r in records if r.WhichOneof("record_type") == "config"
+                  for item in r.config.update}
+        assert config["lr"] == pytest.approx(tracked.results.loc[trial_id, "lr"])
+        logged = [{item.key: json.loads(item.value_json) for item in r.history.item} for r in records
+                  if r.WhichOneof("record_type") == "history"]
+        assert [(h["epoch"], pytest.approx(h["val_acc"])) for h in logged] == epochs_of(tracked, trial_id)
+
+
+def read_wandb_records(path: Path) -> list[bytes]:
+    """The records of a W&B transaction log (LevelDB's log format behind a 7-byte W&B header)."""
+    data, records, pending, at = path.read_bytes(), [], b"", 7
+    assert data[:4] == b":W&B"
+    while at + 7 <= len(data):
+        block_left = 32768 - (at % 32768)
+        if block_left < 7:  # a block's tail too short for a header is padding
+            at += block_left
+            continue
+        length, kind = struct.unpack("<HB", data[at + 4:at + 7])
+        payload, at = data[at + 7:at + 7 + length], at + 7 + length
+        if kind == 0 and length == 0:
+            break
+        pending += payload
+        if kind in (1, 4):  # FULL, LAST
+            records.append(pending)
+            pending = b""
+    return records
+
+
+def test_the_tensorboard_logger_keeps_rays_event_writer_when_its_automatic_loggers_are_off(tiny_spec_data):
+    from ray.tune.logger import TBXLoggerCallback
+
+    from tune_app.location import Location
+    from tune_app.spec import validate_spec
+    from tune_app.tracking import tracking_callbacks
+
+    tiny_spec_data["tune"]["loggers"] = ["tensorboard"]
+    [callback] = tracking_callbacks(validate_spec(tiny_spec_data), Location("/tmp", "tiny"))
+    assert isinstance(callback, TBXLoggerCallback)

@@ -6,7 +6,7 @@ installed. The trackers themselves are Ray Tune callbacks (``tracking.py``).
 
 Example:
     >>> sorted(LOGGERS)
-    ['mlflow']
+    ['mlflow', 'tensorboard', 'wandb']
     >>> missing_packages(["mlflow"]) in ([], [("tune.loggers", MISSING.format(name="mlflow", package="mlflow"))])
     True
 """
@@ -16,8 +16,8 @@ from __future__ import annotations
 import importlib.util
 from typing import Sequence
 
-# logger name -> the package it needs (also the name of tune-app's extra that installs it).
-LOGGERS = {"mlflow": "mlflow"}
+# logger name (also the name of tune-app's extra that installs it) -> the package it writes with.
+LOGGERS = {"mlflow": "mlflow", "tensorboard": "tensorboardX", "wandb": "wandb"}
 MISSING = "{name} needs the {package} package, which is not installed: pip install 'tune-app[{name}]'"
 
 

@@ -1,4 +1,5 @@
-"""Per-trial tracking as Ray Tune callbacks: one MLflow run per trial under a parent run for the sweep.
+"""Per-trial tracking as Ray Tune callbacks: one MLflow run per trial under a parent run for the
+sweep; TensorBoard event files per trial; one W&B run per trial.
 
 Part of the runner layer (it imports Ray). The driver alone talks to the tracking
 server: runs are created and written from the callbacks, keyed by Ray's trial id, so
@@ -135,7 +136,27 @@ class MlflowTracking(Callback):
             self.client.set_terminated(self.parent, status="FINISHED")
 
 
-TRACKERS = {"mlflow": MlflowTracking}
+def tensorboard_events(spec: "ExperimentSpec", location: Location) -> Callback:
+    """TensorBoard event files per trial, in its directory: Ray's own writer (tags ``ray/tune/<metric>``,
+    step = Ray's training iteration), explicit here so it stays when Ray's automatic loggers are off."""
+    from ray.tune.logger import TBXLoggerCallback
+
+    return TBXLoggerCallback()
+
+
+def wandb_runs(spec: "ExperimentSpec", location: Location) -> Callback:
+    """One W&B run per trial through Ray's own integration (a logging actor per trial, the run id
+    the trial id): project ``WANDB_PROJECT`` or the experiment's name, grouped by the experiment,
+    the searched values as its config; ``WANDB_MODE=offline`` keeps the runs in each trial's
+    ``wandb/`` folder for ``wandb sync``."""
+    from ray.air.integrations.wandb import WandbLoggerCallback
+
+    return WandbLoggerCallback(project=os.environ.get("WANDB_PROJECT") or spec.name, group=spec.name,
+                               tags=[f"experiment:{spec.name}", f"trial_scheduler:{spec.tune.scheduler}",
+                                     f"search_alg:{spec.tune.search_alg}", f"seed:{spec.train.seed}"])
+
+
+TRACKERS = {"mlflow": MlflowTracking, "tensorboard": tensorboard_events, "wandb": wandb_runs}
 
 
 def tracking_callbacks(spec: "ExperimentSpec", location: Location) -> list[Callback]:

@@ -184,7 +184,7 @@ class TuneSpec(_Section):
         raise ValueError(f"must be false, true (127.0.0.1:8265) or host:port, got {value!r}")
     storage: str = "tune_results"
     study_storage: str | None = None  # the Optuna study's database; default: <experiment>/optuna.db (SQLite)
-    loggers: list[str] = Field(default_factory=list)  # per-trial tracking: mlflow
+    loggers: list[str] = Field(default_factory=list)  # per-trial tracking: mlflow, tensorboard, wandb
     seed: int | None = Field(None, ge=0, le=2**32 - 1)  # search seed; default: train.seed
 
     @model_validator(mode="before")
