@@ -1,7 +1,4 @@
-"""What an experiment grew from: ``origin.json`` records warm starts and extensions, for the reports.
-
-Written by the commands that start or extend a sweep, read by the report layer. No
-dependencies.
+"""What an experiment grew from: ``origin.json`` records warm starts and extensions (the reports read it).
 
 Example:
     >>> import tempfile
@@ -17,17 +14,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-ORIGIN_FILE = "origin.json"
+from .report.results import ORIGIN_FILE, read_origin
 
-
-def read_origin(experiment_dir: str | Path) -> dict[str, list[dict[str, Any]]]:
-    """``{"warm_start": [...], "extended": [...]}`` as far as recorded; empty when nothing is."""
-    path = Path(experiment_dir) / ORIGIN_FILE
-    try:
-        data = json.loads(path.read_text()) if path.is_file() else {}
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
+__all__ = ["ORIGIN_FILE", "add_origin", "read_origin"]
 
 
 def add_origin(experiment_dir: str | Path, key: str, entry: dict[str, Any]) -> Path:

@@ -65,6 +65,7 @@ class StudySearch(OptunaSearch):
         self._budget = epochs
         self._best: dict[str, float] = {}
         self._epochs: dict[str, int] = {}
+        self._reported: dict[str, set] = {}  # trial id -> the steps told to Optuna
         super().__init__(space=space, metric=metric, mode=mode, sampler=sampler, points_to_evaluate=points or None,
                          study_name=study_name, storage=rdb_storage(storage))
         for trial in warm:
@@ -72,6 +73,7 @@ class StudySearch(OptunaSearch):
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self._take(trial_id, result)
+        self._reported.setdefault(trial_id, set()).add(result.get(ITERATION))
         super().on_trial_result(trial_id, result)
 
     def _take(self, trial_id: str, result: dict) -> bool:
@@ -91,9 +93,10 @@ class StudySearch(OptunaSearch):
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
         trial = self._ot_trials[trial_id]
-        # The result that ends a trial (its last epoch, or the one a trial scheduler stopped it at)
-        # comes here only, not through on_trial_result.
-        if result and not error and self._take(trial_id, result):
+        # The result that ends a trial may come here only (the one a trial scheduler stopped it at),
+        # not through on_trial_result.
+        if result and not error and self._take(trial_id, result) and \
+                result.get(ITERATION) not in self._reported.get(trial_id, ()):
             trial.report(result[self.metric], result[ITERATION])
         best, epochs = self._best.get(trial_id), self._epochs.get(trial_id, 0)
         trial.set_user_attr(RAY_TRIAL_ID, trial_id)

@@ -14,12 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 import pandas as pd
 
-from ..origin import read_origin
 from ..trial_result import FAILED_STATUSES
 from .analysis import Analysis, is_missing
 from .diagnostics import CAUSE
 from .formatting import duration, fmt, mean_std, percent, value_range
 from .importance import SEED
+from .results import read_origin
 
 
 @dataclass

@@ -61,6 +61,19 @@ def read_data_info(experiment_dir: str | Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+ORIGIN_FILE = "origin.json"  # what the experiment grew from: --warm-start sources, tune-app extend runs
+
+
+def read_origin(experiment_dir: str | Path) -> dict[str, list[dict[str, Any]]]:
+    """``origin.json``: ``{"warm_start": [...], "extended": [...]}`` as far as recorded; empty if none."""
+    path = Path(experiment_dir) / ORIGIN_FILE
+    try:
+        data = json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def read_trials(experiment_dir: str | Path) -> list[TrialRecord]:
     """Every trial of the experiment, in the order Ray created them."""
     experiment_dir = Path(experiment_dir)
