@@ -173,3 +173,14 @@ def test_the_tensorboard_logger_keeps_rays_event_writer_when_its_automatic_logge
     tiny_spec_data["tune"]["loggers"] = ["tensorboard"]
     [callback] = tracking_callbacks(validate_spec(tiny_spec_data), Location("/tmp", "tiny"))
     assert isinstance(callback, TBXLoggerCallback)
+
+
+def test_without_a_tracking_uri_mlflow_writes_a_store_in_the_experiment(monkeypatch, tmp_path):
+    from tune_app.location import Location
+    from tune_app.tracking import mlflow_uri
+
+    location = Location(str(tmp_path), "quickstart")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert mlflow_uri(location) == f"sqlite:///{tmp_path / 'quickstart' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert mlflow_uri(location) == "http://127.0.0.1:5000"

@@ -330,6 +330,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .runner import run_sweep
     from .strategies import TRIAL_SCHEDULERS
     from .spec import load_spec
+    from .study import check_new_study, study_storage
 
     strategies = [s.strip() for s in args.schedulers.split(",") if s.strip()]
     unknown = [s for s in strategies if s not in TRIAL_SCHEDULERS]
@@ -350,7 +351,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
                                          f"tune.seed={base.search_seed + seed}", f"train.seed={base.train.seed + seed}"],
                              name=f"{strategy}-seed{seed}", storage=out.remote or str(out.local),
                              address=args.address)
-            planned.append((strategy, spec, Location.create(spec.tune.storage, spec.name)))
+            location = Location.create(spec.tune.storage, spec.name)
+            check_new_study(study_storage(spec.tune.study_storage, location.local), spec.name)
+            planned.append((strategy, spec, location))
     base = _resolve_weights(base)
     data = _shared_data(base)
     echo(f"comparing {', '.join(strategies)} on {base.trial_count()} trials x {args.seeds} seed(s) each: {out}")
