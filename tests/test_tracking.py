@@ -130,17 +130,19 @@ def test_wandb_keeps_one_offline_run_per_trial(tracked):
     from wandb.proto import wandb_internal_pb2
 
     for trial_id in tracked.results.index:
-        [trial_dir] = tracked.experiment.glob(f"*_{trial_id}_*")
-        [run_file] = trial_dir.glob(f"wandb/offline-run-*-{trial_id}/run-{trial_id}.wandb")
+        [run_file] = tracked.experiment.glob(f"wandb/offline-run-*-{trial_id}/run-{trial_id}.wandb")
         records = [wandb_internal_pb2.Record.FromString(r) for r in read_wandb_records(run_file)]
         [run] = [r.run for r in records if r.WhichOneof("record_type") == "run"]
-        assert run.run_id == trial_id and run.group == "tracked" and "trial_scheduler:fifo" in run.tags
-        config = {item.key: json.loads(item.value_json) for r in records if r.WhichOneof("record_type") == "config"
-                  for item in r.config.update}
+        assert run.run_id == trial_id and run.run_group == "tracked" and "trial_scheduler:fifo" in run.tags
+        config = {k: v for r in records if r.WhichOneof("record_type") == "config" for k, v in items(r.config.update)}
         assert config["lr"] == pytest.approx(tracked.results.loc[trial_id, "lr"])
-        logged = [{item.key: json.loads(item.value_json) for item in r.history.item} for r in records
-                  if r.WhichOneof("record_type") == "history"]
+        logged = [dict(items(r.history.item)) for r in records if r.WhichOneof("record_type") == "history"]
         assert [(h["epoch"], pytest.approx(h["val_acc"])) for h in logged] == epochs_of(tracked, trial_id)
+
+
+def items(entries) -> list[tuple[str, object]]:
+    """W&B's key/value records as (key, value); a key may come split into nested parts."""
+    return [(item.key or "/".join(item.nested_key), json.loads(item.value_json)) for item in entries]
 
 
 def read_wandb_records(path: Path) -> list[bytes]:

@@ -144,19 +144,73 @@ def tensorboard_events(spec: "ExperimentSpec", location: Location) -> Callback:
     return TBXLoggerCallback()
 
 
-def wandb_runs(spec: "ExperimentSpec", location: Location) -> Callback:
-    """One W&B run per trial through Ray's own integration (a logging actor per trial, the run id
-    the trial id): project ``WANDB_PROJECT`` or the experiment's name, grouped by the experiment,
-    the searched values as its config; ``WANDB_MODE=offline`` keeps the runs in each trial's
-    ``wandb/`` folder for ``wandb sync``."""
-    from ray.air.integrations.wandb import WandbLoggerCallback
+class WandbTracking(Callback):
+    """One W&B run per trial, created and written by the driver (``wandb.init(reinit="create_new")``).
 
-    return WandbLoggerCallback(project=os.environ.get("WANDB_PROJECT") or spec.name, group=spec.name,
-                               tags=[f"experiment:{spec.name}", f"trial_scheduler:{spec.tune.scheduler}",
-                                     f"search_alg:{spec.tune.search_alg}", f"seed:{spec.train.seed}"])
+    Project ``WANDB_PROJECT`` or the experiment's name, grouped by the experiment, run id and
+    name the trial id, the searched values by dotted name as its config, every metric each
+    epoch (step = epoch), tags ``experiment:``, ``trial_scheduler:``, ``search_alg:``,
+    ``seed:``. Not Ray's W&B callback: its logging actors are killed when the sweep ends,
+    which lost the last trials' offline records here. ``WANDB_MODE=offline`` keeps the runs
+    in ``<experiment>/wandb/`` for ``wandb sync``.
+    """
+
+    def __init__(self, spec: "ExperimentSpec", location: Location) -> None:
+        self.spec, self.location = spec, location
+        self.runs: dict[str, Any] = {}  # Ray trial id -> the live wandb Run
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "runs": {}}
+
+    def _run_of(self, trial: Any) -> Any:
+        if trial.trial_id in self.runs:
+            return self.runs[trial.trial_id]
+        import wandb
+
+        spec = self.spec
+        try:
+            run = wandb.init(project=os.environ.get("WANDB_PROJECT") or spec.name, group=spec.name,
+                             id=trial.trial_id, name=trial.trial_id, resume="allow", reinit="create_new",
+                             dir=str(self.location.local), config=trial_params(trial.config),
+                             tags=[f"experiment:{spec.name}", f"trial_scheduler:{spec.tune.scheduler}",
+                                   f"search_alg:{spec.tune.search_alg}", f"seed:{spec.train.seed}"])
+        except Exception as exc:  # tracking must never stop the sweep
+            logging.getLogger(__name__).warning("could not start the W&B run of trial %s: %s", trial.trial_id, exc)
+            return None
+        self.runs[trial.trial_id] = run
+        return run
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._run_of(trial)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        run = self._run_of(trial)
+        if run is None:
+            return
+        metrics = {k: v for k, v in result.items() if k not in RAY_RESULT_KEYS and isinstance(v, (int, float))
+                   and not isinstance(v, bool) and math.isfinite(v)}
+        try:
+            run.log(metrics, step=epochs_trained(result))
+        except Exception as exc:
+            logging.getLogger(__name__).warning("could not log trial %s to W&B: %s", trial.trial_id, exc)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._end(trial, 1 if (trial.last_result or {}).get(FAILURE) else 0)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._end(trial, 1)
+
+    def _end(self, trial: Any, exit_code: int) -> None:
+        run = self.runs.pop(trial.trial_id, None)
+        if run is not None:
+            run.finish(exit_code=exit_code)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        for trial_id in list(self.runs):  # trials an interrupted sweep leaves running
+            self.runs.pop(trial_id).finish()
 
 
-TRACKERS = {"mlflow": MlflowTracking, "tensorboard": tensorboard_events, "wandb": wandb_runs}
+TRACKERS = {"mlflow": MlflowTracking, "tensorboard": tensorboard_events, "wandb": WandbTracking}
 
 
 def tracking_callbacks(spec: "ExperimentSpec", location: Location) -> list[Callback]:
