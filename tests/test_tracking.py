@@ -134,9 +134,10 @@ def test_wandb_keeps_one_offline_run_per_trial(tracked):
         records = [wandb_internal_pb2.Record.FromString(r) for r in read_wandb_records(run_file)]
         [run] = [r.run for r in records if r.WhichOneof("record_type") == "run"]
         assert run.run_id == trial_id and run.run_group == "tracked" and "trial_scheduler:fifo" in run.tags
-        config = {k: v for r in records if r.WhichOneof("record_type") == "config" for k, v in items(r.config.update)}
+        config = dict(items(run.config.update))
         assert config["lr"] == pytest.approx(tracked.results.loc[trial_id, "lr"])
         logged = [dict(items(r.history.item)) for r in records if r.WhichOneof("record_type") == "history"]
+        assert not [r for r in records if r.WhichOneof("record_type") == "output_raw"]  # not the driver's console
         assert [(h["epoch"], pytest.approx(h["val_acc"])) for h in logged] == epochs_of(tracked, trial_id)
 
 

@@ -173,7 +173,8 @@ class WandbTracking(Callback):
                              id=trial.trial_id, name=trial.trial_id, resume="allow", reinit="create_new",
                              dir=str(self.location.local), config=trial_params(trial.config),
                              tags=[f"experiment:{spec.name}", f"trial_scheduler:{spec.tune.scheduler}",
-                                   f"search_alg:{spec.tune.search_alg}", f"seed:{spec.train.seed}"])
+                                   f"search_alg:{spec.tune.search_alg}", f"seed:{spec.train.seed}"],
+                             settings=wandb.Settings(console="off"))  # the driver's console is every trial's
         except Exception as exc:  # tracking must never stop the sweep
             logging.getLogger(__name__).warning("could not start the W&B run of trial %s: %s", trial.trial_id, exc)
             return None
