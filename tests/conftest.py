@@ -110,3 +110,43 @@ def asha_sweep(tmp_path_factory) -> Sweep:
         if proc.poll() is None:
             proc.kill()
     return Sweep(experiment, stdout, proc.returncode, *peaks)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class StudySweep:
+    """A finished sweep whose study the study, warm-start and extend tests read."""
+
+    spec_data: dict
+    experiment: Path
+    stdout: str
+
+
+@pytest.fixture(scope="session")
+def study_sweep(tmp_path_factory) -> StudySweep:
+    """5 trials of the tiny model under ASHA, 2 epochs; the third given point (lr 1e-5) learns nothing by
+    epoch 1, after two good ones got there: ASHA stops it, so the study holds a pruned trial.
+
+    Read only: a test that changes the experiment works on a copy.
+    """
+    root = tmp_path_factory.mktemp("study")
+    data = copy.deepcopy(TINY_SPEC)
+    data["name"] = "study"
+    data["search"]["lr"] = {"loguniform": [1.0e-5, 1.0e-2]}
+    good = {"lr": 0.008, "loss": "ce", "scheduler": "cosine"}
+    data["tune"].update(num_samples=5, search_alg="optuna", max_concurrent=2,
+                        scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2},
+                        points_to_evaluate=[good, {**good, "lr": 0.005}, {**good, "lr": 1.0e-5}])
+    spec = write_spec(root / "study.yaml", data)
+    result = subprocess.run([sys.executable, "-m", "tune_app", "search", str(spec), "--storage", str(root / "runs")],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return StudySweep(data, root / "runs" / "study", result.stdout)

@@ -115,7 +115,7 @@ class ReportRefresh(Callback):
             self.location.pull()
             _, paths = write_reports(self.location.local, best_config=self.spec.fixed_at, formats=("csv", "md"),
                                      final=False)
-            self.location.push(paths.values())
+            self.location.push([*paths.values(), *self.location.driver_files()])
         except Exception as exc:  # a report must never stop the sweep; the final one is written anyway
             logging.getLogger(__name__).warning("could not refresh the reports: %s", exc)
         took = time.monotonic() - self.last

@@ -30,28 +30,52 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.file, args.set, name=args.name, storage=args.storage, address=args.address,
                      dashboard=args.dashboard)
+    _check_loggers(spec)
+    warm = None
+    if args.warm_start:
+        from .warm_start import warm_start_for
+
+        warm = warm_start_for(spec, args.warm_start)
     if args.dry_run:
         import yaml
 
         echo("resolved spec:")
         echo(yaml.safe_dump(spec.to_dict(), sort_keys=False).rstrip())
         _describe(spec, args.file, samples=3)
+        if warm:
+            echo(warm.describe())
         echo("dry run: nothing started")
         return 0
     location = Location.create(spec.tune.storage, spec.name)
-
     from .runner import run_sweep
+    from .study import check_new_study, study_storage
 
+    check_new_study(study_storage(spec.tune.study_storage, location.local), spec.name)
     spec = _resolve_weights(spec)
     data = _shared_data(spec)
     _start_experiment(spec, location, data)
+    if warm:
+        from .origin import ORIGIN_FILE, add_origin
+
+        add_origin(location.local, "warm_start", warm.record())
+        location.push([location.local / ORIGIN_FILE])
+        echo(warm.describe())
     echo(f"{spec.trial_count()} trials of {spec.model.name} on {spec.data.dataset}: search {spec.tune.search_alg}, "
          f"trial scheduler {spec.tune.scheduler}, {spec.train.epochs} epochs at most, "
          f"objective {spec.mode} {spec.metric}")
     echo(f"experiment: {location}")
     echo(_budget_line(spec))
     return _run_and_report(spec, location, lambda: run_sweep(spec, location, data=data, echo=echo,
-                                                              verbose=args.verbose))
+                                                              verbose=args.verbose, warm=warm.trials if warm else ()))
+
+
+def _check_loggers(spec: Any) -> None:
+    """Each tracker of ``tune.loggers`` has its package, before anything starts."""
+    from .loggers import missing_packages
+
+    problems = missing_packages(spec.tune.loggers)
+    if problems:
+        raise SpecError(problems)
 
 
 def _resolve_weights(spec: Any) -> Any:
@@ -108,7 +132,7 @@ def _run_and_report(spec: Any, location: Location, sweep: Any, quiet: bool = Fal
         # Whatever happened, what was computed so far reaches the reports.
         location.pull()
         results, paths = write_reports(location.local, best_config=spec.fixed_at)
-        location.push(paths.values())
+        location.push([*paths.values(), *location.driver_files()])
     exported = _export_quietly(location)
     if not quiet:
         _summarize(location, paths, time.monotonic() - start)
@@ -157,6 +181,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         raise SpecError(f"{location}: Ray Tune saved no state before the run stopped, so there is nothing "
                         f"to resume; start it again with tune-app search")
     spec = load_spec(location.local / "spec.yaml")
+    _check_loggers(spec)
     data = _shared_data(spec)
     echo(f"resuming {location}" + (" (errored trials too)" if args.retry_errored else ""))
     code = _run_and_report(spec, location, lambda: resume_sweep(
@@ -165,6 +190,26 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     experiment = confirmed_experiment(location)  # DIR/confirm resumed: DIR's verdict follows
     return _confirmed(experiment, location) if experiment is not None else code
+
+
+# ----------------------------------------------------------------- extend
+def cmd_extend(args: argparse.Namespace) -> int:
+    from .extend import plan_extension
+    from .origin import ORIGIN_FILE, add_origin
+    from .runner import run_sweep
+    from .spec import load_spec
+
+    location = Location.open(args.dir)
+    spec = _resolve_weights(load_spec(location.local / "spec.yaml"))
+    _check_loggers(spec)
+    plan = plan_extension(spec, location, args.trials)
+    data = _shared_data(spec)
+    add_origin(location.local, "extended", {"trials": args.trials, "study_trials_before": plan.before})
+    location.push([location.local / ORIGIN_FILE])
+    echo(f"extending {location} by {args.trials} trials (search {spec.tune.search_alg}, its study holds "
+         f"{plan.before} trials)")
+    return _run_and_report(spec, location, lambda: run_sweep(plan.spec, location, data=data, echo=echo,
+                                                              verbose=args.verbose, warm=plan.warm))
 
 
 def _prepare_storage(spec: Any, location: Location) -> None:
@@ -289,6 +334,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .runner import run_sweep
     from .strategies import TRIAL_SCHEDULERS
     from .spec import load_spec
+    from .study import check_new_study, study_storage
 
     strategies = [s.strip() for s in args.schedulers.split(",") if s.strip()]
     unknown = [s for s in strategies if s not in TRIAL_SCHEDULERS]
@@ -309,7 +355,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
                                          f"tune.seed={base.search_seed + seed}", f"train.seed={base.train.seed + seed}"],
                              name=f"{strategy}-seed{seed}", storage=out.remote or str(out.local),
                              address=args.address)
-            planned.append((strategy, spec, Location.create(spec.tune.storage, spec.name)))
+            location = Location.create(spec.tune.storage, spec.name)
+            check_new_study(study_storage(spec.tune.study_storage, location.local), spec.name)
+            planned.append((strategy, spec, location))
     base = _resolve_weights(base)
     data = _shared_data(base)
     echo(f"comparing {', '.join(strategies)} on {base.trial_count()} trials x {args.seeds} seed(s) each: {out}")
@@ -520,6 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="an existing Ray cluster to run on (auto, host:port, ray://...)")
     p.add_argument("--dashboard", nargs="?", const=True, metavar="HOST:PORT",
                    help="run the Ray dashboard of the local instance (default 127.0.0.1:8265)")
+    p.add_argument("--warm-start", action="append", default=[], metavar="DIR",
+                   help="start from the finished trials of an earlier experiment (repeatable); trials that do "
+                        "not fit this search space are dropped")
     p.add_argument("--dry-run", action="store_true", help="validate and show samples, start nothing")
     p.add_argument("--verbose", action="store_true", help="show Ray's own progress table and logs")
     p.set_defaults(func=cmd_search)
@@ -529,6 +580,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-errored", action="store_true", help="also continue errored trials from their checkpoints")
     p.add_argument("--verbose", action="store_true", help="show Ray's own progress table and logs")
     p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("extend", help="run more trials in a finished experiment, continuing its study")
+    p.add_argument("dir", help="the experiment directory, e.g. tune_results/quickstart")
+    p.add_argument("--trials", type=int, required=True, help="how many more trials")
+    p.add_argument("--verbose", action="store_true", help="show Ray's own progress table and logs")
+    p.set_defaults(func=cmd_extend)
 
     p = sub.add_parser("validate", help="check a file, show the trial count and sampled configs")
     spec_args(p)

@@ -26,6 +26,9 @@ from .errors import SpecError
 
 # Folders of a trial that hold weights, not results: never copied to the mirror.
 _HEAVY = ("checkpoint_", "driver_artifacts")
+# Files only the driver writes, always locally (SQLite cannot live on an object store): pushed with
+# the reports, pulled only into a mirror that lacks them (the driver's own copy is the newest).
+DRIVER_FILES = ("optuna.db", "mlflow.db")
 
 
 def is_uri(text: str) -> bool:
@@ -116,6 +119,8 @@ class Location:
             if info.type != pafs.FileType.File or any(part.startswith(_HEAVY) for part in relative.split("/")):
                 continue
             target = self.local / relative
+            if relative in DRIVER_FILES and target.exists():
+                continue
             target.parent.mkdir(parents=True, exist_ok=True)
             with fs.open_input_stream(info.path) as source, open(target, "wb") as sink:
                 shutil.copyfileobj(source, sink)
@@ -130,6 +135,10 @@ class Location:
             fs.create_dir(f"{root}/{relative}".rsplit("/", 1)[0], recursive=True)
             with open(path, "rb") as source, fs.open_output_stream(f"{root}/{relative}") as sink:
                 shutil.copyfileobj(source, sink)
+
+    def driver_files(self) -> list[Path]:
+        """The driver's own files that exist (``optuna.db``, ``mlflow.db``), for :meth:`push`."""
+        return [self.local / name for name in DRIVER_FILES if (self.local / name).is_file()]
 
     def filesystem(self):
         """The experiment's pyarrow filesystem and its path there: where Ray's files and checkpoints live."""

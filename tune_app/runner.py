@@ -1,19 +1,21 @@
 """Ray Tune assembly: the Tuner of a sweep (trainable, search algorithm, trial scheduler,
 resources, storage, checkpoint and failure policy), and resume.
 
-With ``cluster.py``, ``callbacks.py``, ``searchers.py`` and ``trainable.py`` the only code
+With ``cluster.py``, ``callbacks.py``, ``tracking.py``, ``searchers.py`` and ``trainable.py`` the only code
 that imports Ray, lazily, so validating a spec does not pay for importing Ray. The
 search algorithms and trial schedulers themselves are registries in ``strategies.py``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .cluster import ray_session, trial_resources
 from .location import Location
 from .strategies import SEARCH_ALGS, TRIAL_SCHEDULERS
+from .study import study_storage
 from .trial_result import EPOCH, POINT_KEY
 
 if TYPE_CHECKING:
@@ -38,12 +40,14 @@ def _run_config(spec: "ExperimentSpec", location: Location, echo: Callable[[str]
 
     from .budget import PBT_MIN_KEPT
     from .callbacks import CheckpointBudget, Progress, ReportRefresh
+    from .tracking import tracking_callbacks
 
     return tune.RunConfig(
         name=location.name,
         storage_path=location.storage,
         verbose=2 if verbose else 0,
-        callbacks=[Progress(spec, echo), ReportRefresh(spec, location), CheckpointBudget(spec)],
+        callbacks=[Progress(spec, echo), ReportRefresh(spec, location), CheckpointBudget(spec),
+                   *tracking_callbacks(spec, location)],
         failure_config=tune.FailureConfig(max_failures=spec.tune.max_failures),
         # Under PBT a trial whose budget is spent ends here, before PBT sees the result: PBT
         # would pause it at a perturbation on its last epoch (while other trials wait for a
@@ -68,26 +72,31 @@ def run_sweep(
     data: Any,
     echo: Callable[[str], None] = print,
     verbose: bool = False,
+    warm: Sequence[Any] = (),
     points: list[dict[str, Any]] | None = None,
 ) -> Any:
     """Run the experiment on Ray Tune into ``location``; returns Ray's ``ResultGrid``.
 
-    With ``points``, exactly those flat configs run, once each, in order, instead of what
-    the search algorithm would propose (``tune-app confirm``'s configs and seeds).
+    The Optuna study goes to ``tune.study_storage`` or ``<experiment>/optuna.db``, named
+    after the experiment; an existing one (``tune-app extend``) is continued. ``warm``:
+    finished Optuna trials of earlier experiments, given to the study first. With
+    ``points``, exactly those flat configs run, once each, in order, instead of what the
+    search algorithm would propose (``tune-app confirm``'s configs and seeds).
     """
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the old reporter honours verbose=0
     with ray_session(spec.tune.address, verbose=verbose, dashboard=spec.tune.dashboard, echo=echo):
         from ray import tune
 
         resources = trial_resources(spec.tune.resources)
-        setup = spec.search_setup()
+        setup = dataclasses.replace(spec.search_setup(), warm=tuple(warm),
+                                    study=(study_storage(spec.tune.study_storage, location.local), spec.name))
         scheduler = TRIAL_SCHEDULERS[spec.tune.scheduler].factory(setup, spec.tune.scheduler_options)
         if spec.tune.scheduler == "pbt":
             # PBT mutates trial configs itself and refuses search algorithms: the population
             # is drawn here (given points first) and handed over as one grid of whole configs.
-            points = spec.points_to_evaluate()
-            points += spec.space.sample(spec.tune.num_samples - len(points), seed=spec.search_seed)
-            param_space, search_alg, samples = {POINT_KEY: tune.grid_search(points)}, None, 1
+            population = spec.points_to_evaluate()
+            population += spec.space.sample(spec.tune.num_samples - len(population), seed=spec.search_seed)
+            param_space, search_alg, samples = {POINT_KEY: tune.grid_search(population)}, None, 1
         elif points is not None:
             from .searchers import PointsSearcher
 

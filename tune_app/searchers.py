@@ -1,15 +1,22 @@
-"""A Ray Tune searcher over a precomputed list of configs (grid search over a conditional space).
+"""Ray Tune searchers of tune-app's own: a precomputed list of configs (grid search over a
+conditional space), and Ray's OptunaSearch over a study kept in a database.
 
-Part of the runner layer: imported only when a grid search is built.
+Part of the runner layer: imported only when a search algorithm is built.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 from pathlib import Path
 from typing import Any
 
 from ray.tune.search import Searcher
+from ray.tune.search.optuna import OptunaSearch
+
+from .study import EPOCHS, RAY_TRIAL_ID, VALUE, rdb_storage
+from .trial_result import FAILURE, ITERATION, epochs_trained
 
 
 class PointsSearcher(Searcher):
@@ -39,3 +46,71 @@ class PointsSearcher(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         state = json.loads(Path(checkpoint_path).read_text())
         self.points, self.next_index = state["points"], state["next_index"]
+
+
+class StudySearch(OptunaSearch):
+    """Ray's OptunaSearch over a study in a database, told what ``results.csv`` reports.
+
+    Ray's own tells a trial's last value, and a trial the trial scheduler stopped as
+    COMPLETE. Here a trial that ran its whole budget is COMPLETE with its best value
+    over its epochs; a stopped one is PRUNED (its per-epoch values stay as intermediate
+    values) with that best value as the user attribute ``value``; a failed one FAIL.
+    Every trial carries its Ray trial id (``ray_trial_id``). The study is opened with
+    ``load_if_exists``: ``tune-app extend`` continues it; ``warm`` trials (finished trials
+    of earlier experiments) are added once, before anything is proposed.
+    """
+
+    def __init__(self, *, space: Any, metric: str, mode: str, sampler: Any, points: list[dict[str, Any]],
+                 storage: str, study_name: str, epochs: int, warm: list[Any] = ()) -> None:
+        self._budget = epochs
+        self._best: dict[str, float] = {}
+        self._epochs: dict[str, int] = {}
+        self._reported: dict[str, set] = {}  # trial id -> the steps told to Optuna
+        super().__init__(space=space, metric=metric, mode=mode, sampler=sampler, points_to_evaluate=points or None,
+                         study_name=study_name, storage=rdb_storage(storage))
+        for trial in warm:
+            self._ot_study.add_trial(trial)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self._take(trial_id, result)
+        self._reported.setdefault(trial_id, set()).add(result.get(ITERATION))
+        super().on_trial_result(trial_id, result)
+
+    def _take(self, trial_id: str, result: dict) -> bool:
+        """Keep the trial's best value and epochs; whether the result holds a finite value."""
+        value = result.get(self.metric)
+        self._epochs[trial_id] = max(self._epochs.get(trial_id, 0), epochs_trained(result))
+        if not (isinstance(value, (int, float)) and math.isfinite(value)):
+            return False
+        best = self._best.get(trial_id)
+        if best is None or (value > best if self.mode == "max" else value < best):
+            self._best[trial_id] = value
+        return True
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        import optuna
+
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        trial = self._ot_trials[trial_id]
+        # The result that ends a trial may come here only (the one a trial scheduler stopped it at),
+        # not through on_trial_result.
+        if result and not error and self._take(trial_id, result) and \
+                result.get(ITERATION) not in self._reported.get(trial_id, ()):
+            trial.report(result[self.metric], result[ITERATION])
+        best, epochs = self._best.get(trial_id), self._epochs.get(trial_id, 0)
+        trial.set_user_attr(RAY_TRIAL_ID, trial_id)
+        trial.set_user_attr(EPOCHS, epochs)
+        if best is not None:
+            trial.set_user_attr(VALUE, best)
+        if error or (result or {}).get(FAILURE) or best is None:
+            state, value = optuna.trial.TrialState.FAIL, None
+        elif epochs < self._budget:
+            state, value = optuna.trial.TrialState.PRUNED, None
+        else:
+            state, value = optuna.trial.TrialState.COMPLETE, best
+        try:
+            self._ot_study.tell(trial, value, state=state)
+        except Exception as exc:  # the study must never stop the sweep
+            logging.getLogger(__name__).warning("could not record trial %s in the study: %s", trial_id, exc)
+        self._completed_trials.add(trial_id)

@@ -33,6 +33,8 @@ class SearchSetup:
         epochs: Each trial's budget.
         seed: The search's seed.
         points: Flat configs to try first (``tune.points_to_evaluate``).
+        study: Where the Optuna study is kept, ``(storage URL, study name)``; None: in memory.
+        warm: Finished Optuna trials of earlier experiments, given to the study first.
     """
 
     space: SearchSpace
@@ -41,6 +43,8 @@ class SearchSetup:
     epochs: int
     seed: int
     points: tuple[dict[str, Any], ...] = ()
+    study: tuple[str, str] | None = None
+    warm: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,13 @@ def _quiet_optuna() -> None:
 def _optuna_search(setup: SearchSetup, sampler: Any) -> Any:
     from ray.tune.search.optuna import OptunaSearch
 
+    if setup.study is not None:
+        from .searchers import StudySearch
+
+        storage, name = setup.study
+        return StudySearch(space=setup.space.define_by_run, metric=setup.metric, mode=setup.mode, sampler=sampler,
+                           points=list(setup.points), storage=storage, study_name=name, epochs=setup.epochs,
+                           warm=list(setup.warm))
     return OptunaSearch(space=setup.space.define_by_run, metric=setup.metric, mode=setup.mode, sampler=sampler,
                         points_to_evaluate=list(setup.points) or None)
 
@@ -138,6 +149,7 @@ SEARCH_ALGS: dict[str, StrategyInfo] = {
                         help="quasi-Monte Carlo (Sobol/Halton) over the continuous parameters"),
 }
 # Samplers that model only continuous parameters: they need at least one.
+# Every search algorithm but grid is an Optuna sampler: its study is kept in a database.
 CONTINUOUS_ONLY = ("cmaes", "qmc")
 
 

@@ -20,6 +20,7 @@ from .confirmation import confirmation_blocks
 from .diagnostics import CAUSE
 from .formatting import duration, fmt, mean_std, percent, value_range
 from .importance import SEED
+from .results import read_origin
 
 
 def build_document(analysis: Analysis) -> list[Block]:
@@ -81,12 +82,30 @@ def _header(a: Analysis) -> tuple[str, ...]:
         items.append(f"compute: {duration(o.trial_seconds)} of trial time over {o.trial_epochs} trial-epochs, "
                      f"{duration(o.mean_trial_seconds)} per trial on average ({o.timed_trials} trials); "
                      f"wall time {duration(o.wall_seconds)}")
+    items += _origin(a)
     skipped = a.data.get("skipped") or []
     if skipped:
         shown = ", ".join(f"`{p}`" for p in skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
         items.append(f"data: {len(skipped)} unreadable image{'s' * (len(skipped) != 1)} left out "
                      f"(data.skip_bad_images): {shown}")
     return tuple(items)
+
+
+def _origin(a: Analysis) -> list[str]:
+    """Where the search started from (--warm-start) and how it grew (tune-app extend)."""
+    origin = read_origin(a.experiment_dir)
+    items = []
+    for warm in origin.get("warm_start", []):
+        dropped = warm.get("dropped") or {}
+        items.append(f"warm-started from {', '.join(f'`{d}`' for d in warm.get('from', []))}: "
+                     f"{warm.get('trials', 0)} earlier trials given to the search first"
+                     + (f", {sum(dropped.values())} dropped (" + "; ".join(f"{n}: {why}" for why, n in dropped.items())
+                        + ")" if dropped else "") + "; they are not in this report's tables")
+    extended = origin.get("extended", [])
+    if extended:
+        items.append(f"extended {len(extended)} time{'s' * (len(extended) != 1)} with tune-app extend: "
+                     + ", ".join(f"+{e.get('trials')} trials" for e in extended) + " (the same study)")
+    return items
 
 
 def _comparisons(a: Analysis) -> list[Block]:

@@ -61,6 +61,19 @@ def read_data_info(experiment_dir: str | Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+ORIGIN_FILE = "origin.json"  # what the experiment grew from: --warm-start sources, tune-app extend runs
+
+
+def read_origin(experiment_dir: str | Path) -> dict[str, list[dict[str, Any]]]:
+    """``origin.json``: ``{"warm_start": [...], "extended": [...]}`` as far as recorded; empty if none."""
+    path = Path(experiment_dir) / ORIGIN_FILE
+    try:
+        data = json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def read_trials(experiment_dir: str | Path) -> list[TrialRecord]:
     """Every trial of the experiment, in the order Ray created them."""
     experiment_dir = Path(experiment_dir)
@@ -85,15 +98,20 @@ def read_trials(experiment_dir: str | Path) -> list[TrialRecord]:
 
 
 def _trial_states(experiment_dir: Path) -> list[dict[str, Any]]:
-    files = sorted(experiment_dir.glob("experiment_state-*.json"))
-    if not files:
-        return []
-    data = json.loads(files[-1].read_text())
-    states = []
-    for entry in data.get("trial_data", []):
-        state = json.loads(entry[0]) if isinstance(entry, list) else entry
-        states.append(state if isinstance(state, dict) else json.loads(state))
-    return sorted(states, key=_trial_number)
+    """Each trial's newest saved state: a resumed run saves a new file; ``tune-app extend`` runs
+    another Tuner in the same directory, whose file holds only its own trials."""
+    runs: list[list[dict[str, Any]]] = []
+    by_id: dict[str, dict[str, Any]] = {}
+    for path in sorted(experiment_dir.glob("experiment_state-*.json")):  # named by start time: oldest first
+        data = json.loads(path.read_text())
+        states = []
+        for entry in data.get("trial_data", []):
+            state = json.loads(entry[0]) if isinstance(entry, list) else entry
+            states.append(state if isinstance(state, dict) else json.loads(state))
+        runs.append([s for s in states if s.get("trial_id") not in by_id])
+        by_id.update((s.get("trial_id"), s) for s in states)
+    # Trials in the order of the run that first saved them, within it in creation order.
+    return [by_id[s.get("trial_id")] for run in runs for s in sorted(run, key=_trial_number)]
 
 
 def _directory_number(trial: TrialRecord) -> tuple[int, str]:

@@ -16,6 +16,8 @@ from typing import Any, Literal, Mapping
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from ..space import SearchSpace
+from ..loggers import LOGGERS
+from ..study import STORAGE_PATTERN
 from ..strategies import SEARCH_ALGS, TRIAL_SCHEDULERS, SearchSetup, StrategyInfo
 from ..training import METRICS, TASKS, TrainConfig
 from ..training.data import DataConfig
@@ -183,6 +185,8 @@ class TuneSpec(_Section):
             return value
         raise ValueError(f"must be false, true (127.0.0.1:8265) or host:port, got {value!r}")
     storage: str = "tune_results"
+    study_storage: str | None = None  # the Optuna study's database; default: <experiment>/optuna.db (SQLite)
+    loggers: list[str] = Field(default_factory=list)  # per-trial tracking: mlflow, tensorboard, wandb
     seed: int | None = Field(None, ge=0, le=2**32 - 1)  # search seed; default: train.seed
 
     @model_validator(mode="before")
@@ -206,6 +210,15 @@ class TuneSpec(_Section):
         if "://" in self.storage and not re.fullmatch(r"[a-z][a-z0-9+.-]*://\S+", self.storage):
             found.append((f"{at}.storage", f"must be a directory or a URI such as s3://bucket/path, got "
                                            f"{self.storage!r}"))
+        if self.study_storage is not None and not STORAGE_PATTERN.match(self.study_storage):
+            found.append((f"{at}.study_storage", f"must be a database URL: postgresql://user:password@host/db, "
+                                                 f"mysql://user:password@host/db or sqlite:///path/to/file.db, got "
+                                                 f"{self.study_storage!r}"))
+        for i, name in enumerate(self.loggers):
+            if name not in LOGGERS:
+                found.append((f"{at}.loggers[{i}]", unknown_name(name, LOGGERS, "logger")))
+        if len(set(self.loggers)) != len(self.loggers):
+            found.append((f"{at}.loggers", f"names a logger twice: {self.loggers}"))
         for key, registry in (("search_alg", SEARCH_ALGS), ("scheduler", TRIAL_SCHEDULERS)):
             name = getattr(self, key)
             if name not in registry:
@@ -318,6 +331,12 @@ class ExperimentSpec(_Section):
             device=self.train.device,
         )
         return TrainConfig(**{**base, **knobs})
+
+    def with_tune(self, **changes: Any) -> "ExperimentSpec":
+        """This spec with fields of ``tune:`` changed (``tune-app extend``: its trial count and seed)."""
+        changed = self.model_copy(update={"tune": self.tune.model_copy(update=changes)})
+        changed._space = self._space
+        return changed
 
     def with_weights(self, pretrained: bool | str) -> "ExperimentSpec":
         """This spec with ``model.pretrained`` resolved (a weights file the driver found, or False)."""
