@@ -173,7 +173,7 @@ def numeric_effects_plot(a: Analysis) -> str | None:
             part = ok[mine]
             fill = [_colour(row, a.colour_by, colours) for _, row in part.iterrows()]
             ax.scatter(pd.to_numeric(part[name]), part[a.metric], s=22, zorder=3,
-                       c=fill if full else "none", edgecolors=fill, linewidths=1.2, rasterized=_many(len(part)))
+                       c=fill if full else "none", edgecolors=fill, linewidths=1.2, rasterized=_many(len(ok)))
         if a.parameter(name).log:
             ax.set_xscale("log")
             # Plain numbers (0.001) instead of mathtext powers: easier to read, and 5x cheaper to draw.
@@ -212,9 +212,10 @@ def value_distribution(a: Analysis, name: str) -> str | None:
                medianprops={"color": "#333"}, boxprops={"color": "#777"}, whiskerprops={"color": "#777"},
                capprops={"color": "#777"})
     rng = np.random.default_rng(0)  # the same jitter every time
+    dense = _many(sum(map(len, data)))
     for pos, v, d in zip(positions, values, data):
         ax.scatter(d, pos + rng.uniform(-0.18, 0.18, len(d)), s=14, color=colours.get(fmt(v), PALETTE[0]),
-                   alpha=0.8, zorder=3, rasterized=_many(len(d)))
+                   alpha=0.8, zorder=3, rasterized=dense)
     ax.set_yticks(positions, [fmt(v) for v in values])
     ax.set_xlabel(a.metric)
     ax.set_ylabel(name)
