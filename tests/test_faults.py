@@ -1,4 +1,5 @@
-"""Faults injected into real sweeps: a killed driver, a killed trial worker, a multi-node cluster."""
+"""Faults injected into real sweeps: a killed driver, a signal to the whole job, a killed trial worker, failing
+trials, a full disk."""
 
 from __future__ import annotations
 
@@ -79,6 +80,42 @@ def test_a_killed_driver_is_finished_by_resume_with_each_trial_once(tmp_path, sl
         # At most a re-evaluation of the final weights (Ray had not taken in the last result).
         assert all(line["restored_from_epoch"] == 4 and line["val_acc"] == lines[-1]["val_acc"]
                    for line in after[name][4:])
+
+
+def test_sigterm_to_the_whole_job_writes_the_reports_and_resume_finishes_each_trial_once(tmp_path, tiny_spec_data):
+    """As timeout, SLURM, Kubernetes or Ctrl-C do: every process of the job (driver, raylet, workers) signalled."""
+    tiny_spec_data["name"] = "signalled"
+    tiny_spec_data["tune"].update(num_samples=3, scheduler="fifo", max_concurrent=2)
+    spec = write_spec(tmp_path / "signalled.yaml", tiny_spec_data)
+    experiment = tmp_path / "runs" / "signalled"
+    proc = start_search(spec, tmp_path / "runs")
+    try:
+        def epochs_reported_and_state_saved():
+            count = sum(len(lines) for lines in result_lines(experiment).values())
+            return count >= 2 and list(experiment.glob("experiment_state-*.json"))
+
+        wait_for(epochs_reported_and_state_saved, 300, "two epochs reported", proc)
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        kill_session(proc.pid)
+    assert proc.returncode == 143, out
+    assert "tune-app resume" in out and "Traceback" not in out
+    reported = {(line["trial_id"], line["epoch"]) for lines in result_lines(experiment).values() for line in lines}
+    history = pd.read_csv(experiment / "history.csv", dtype={"trial_id": str})
+    assert set(zip(history["trial_id"], history["epoch"])) == reported  # every reported epoch, nothing else
+    assert (experiment / "report.md").is_file() and (experiment / "results.csv").is_file()
+    before = result_lines(experiment)
+
+    resumed = subprocess.run([sys.executable, "-m", "tune_app", "resume", str(experiment)],
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    results = pd.read_csv(experiment / "results.csv")
+    assert len(results) == 3 and results["trial_id"].is_unique
+    assert set(results["status"]) == {"TERMINATED"} and (results["epochs"] == 2).all()
+    after = result_lines(experiment)
+    for name, lines in before.items():  # continued, not trained again from the start
+        assert after[name][:len(lines)] == lines
 
 
 def test_a_killed_trial_worker_restarts_from_its_last_checkpoint(tmp_path, slow_spec):

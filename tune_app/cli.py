@@ -1,7 +1,8 @@
 """``tune-app``: the command line. Thin: parse, call the layers below, map errors to exit codes.
 
 Exit codes: 0 success; 2 bad input (a one-paragraph message, no traceback);
-1 the run itself failed (e.g. every trial errored); 130 interrupted.
+1 the run itself failed (e.g. every trial errored); 130 / 143 interrupted by SIGINT / SIGTERM
+(to the driver or the whole job), the reports written, resumable.
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ def cmd_search(args: argparse.Namespace) -> int:
          f"objective {spec.mode} {spec.metric}")
     echo(f"experiment: {location}")
     echo(_budget_line(spec))
-    return _run_and_report(spec, location, lambda: run_sweep(spec, location, data=data, echo=echo,
-                                                              verbose=args.verbose))
+    return _run_and_report(spec, location, lambda started: run_sweep(spec, location, data=data, echo=echo,
+                                                                      verbose=args.verbose, started=started))
 
 
 def _resolve_weights(spec: Any) -> Any:
@@ -99,16 +100,38 @@ def _start_experiment(spec: Any, location: Location, data: Any) -> None:
 
 
 def _run_and_report(spec: Any, location: Location, sweep: Any, quiet: bool = False) -> int:
+    """Run ``sweep(started)`` and write the reports, whatever happened (a signal to the whole job included).
+
+    ``started`` re-arms the signal handling once Ray runs (see :mod:`.interrupts`).
+    """
+    import threading
+
+    from .interrupts import interrupts
     from .report import write_reports
 
+    lock = threading.Lock()  # the signal's thread and the main thread may both be writing
+
+    def reports() -> tuple[Any, dict[str, Path]]:
+        with lock:
+            location.pull()
+            results, paths = write_reports(location.local, best_config=spec.fixed_at)
+            location.push(paths.values())
+            return results, paths
+
+    def interrupted(signal_name: str) -> None:
+        echo(f"\n{signal_name}: writing the reports from what is on disk (a second signal exits at once)")
+        _, paths = reports()
+        echo(f"reports: {paths['report']}")
+        echo(f"interrupted; finish the sweep with: tune-app resume {location}")
+
     start = time.monotonic()
-    try:
-        sweep()
-    finally:
-        # Whatever happened, what was computed so far reaches the reports.
-        location.pull()
-        results, paths = write_reports(location.local, best_config=spec.fixed_at)
-        location.push(paths.values())
+    with interrupts(interrupted) as watcher:
+        try:
+            sweep(watcher.arm)
+        finally:
+            # Whatever happened, what was computed so far reaches the reports.
+            watcher.hold_main = False  # a signal from here on must not stop this thread holding the lock
+            results, paths = reports()
     exported = _export_quietly(location)
     if not quiet:
         _summarize(location, paths, time.monotonic() - start)
@@ -159,8 +182,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     spec = load_spec(location.local / "spec.yaml")
     data = _shared_data(spec)
     echo(f"resuming {location}" + (" (errored trials too)" if args.retry_errored else ""))
-    return _run_and_report(spec, location, lambda: resume_sweep(
-        spec, location, data=data, retry_errored=args.retry_errored, verbose=args.verbose))
+    return _run_and_report(spec, location, lambda started: resume_sweep(
+        spec, location, data=data, retry_errored=args.retry_errored, verbose=args.verbose, started=started))
 
 
 def _prepare_storage(spec: Any, location: Location) -> None:
@@ -314,8 +337,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
             spec = spec.with_weights(base.model.pretrained)
             _start_experiment(spec, location, data)
             echo(f"--- {location.name}")
-            _run_and_report(spec, location, lambda: run_sweep(spec, location, data=data, echo=echo,
-                                                              verbose=args.verbose), quiet=True)
+            _run_and_report(spec, location, lambda started: run_sweep(spec, location, data=data, echo=echo,
+                                                                      verbose=args.verbose, started=started),
+                            quiet=True)
             runs.setdefault(strategy, []).append(location.local)
     comparison, paths = write_comparison(out.local, runs, target=args.target)
     out.push(paths.values())

@@ -68,8 +68,14 @@ def run_sweep(
     data: Any,
     echo: Callable[[str], None] = print,
     verbose: bool = False,
+    started: Callable[[], None] | None = None,
 ) -> Any:
-    """Run the experiment on Ray Tune into ``location``; returns Ray's ``ResultGrid``."""
+    """Run the experiment on Ray Tune into ``location``; returns Ray's ``ResultGrid``.
+
+    ``started`` is called once Ray runs, just before the trials start: where the caller
+    (re)installs its signal handlers, which ``ray.init`` replaced (Tune's own SIGINT
+    handler is then left out).
+    """
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the old reporter honours verbose=0
     with ray_session(spec.tune.address, verbose=verbose, dashboard=spec.tune.dashboard, echo=echo):
         from ray import tune
@@ -100,6 +106,7 @@ def run_sweep(
         )
         tuner = tune.Tuner(_trainable(spec, data, resources), param_space=param_space, tune_config=tune_config,
                            run_config=_run_config(spec, location, echo, verbose))
+        _signals_to_caller(started)
         return tuner.fit()
 
 
@@ -110,10 +117,12 @@ def resume_sweep(
     data: Any,
     retry_errored: bool = False,
     verbose: bool = False,
+    started: Callable[[], None] | None = None,
 ) -> Any:
     """Finish an interrupted experiment: finished trials stay, running ones continue from checkpoints.
 
-    With ``retry_errored``, errored trials continue from their last checkpoint too.
+    With ``retry_errored``, errored trials continue from their last checkpoint too;
+    ``started`` as for :func:`run_sweep`.
     """
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     with ray_session(spec.tune.address, verbose=verbose, dashboard=spec.tune.dashboard):
@@ -122,4 +131,14 @@ def resume_sweep(
         resources = trial_resources(spec.tune.resources)
         tuner = tune.Tuner.restore(location.remote or str(location.local), trainable=_trainable(spec, data, resources),
                                    resume_unfinished=True, resume_errored=retry_errored)
+        _signals_to_caller(started)
         return tuner.fit()
+
+
+def _signals_to_caller(started: Callable[[], None] | None) -> None:
+    """Let the caller handle SIGINT and SIGTERM from here on (see ``run_sweep``)."""
+    if started is None:
+        return
+    # Tune's SIGINT handler stops the sweep through Ray, which a signal to the whole job has already stopped.
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    started()
