@@ -118,8 +118,21 @@ def _run_and_report(spec: Any, location: Location, sweep: Any, quiet: bool = Fal
             location.push(paths.values())
             return results, paths
 
+    staging: list[Path | None] = [None]
+
+    def started(root: Path | None) -> None:  # Ray runs: handle the signals again, and know where it stages files
+        staging[0] = root
+        watcher.arm()
+
     def interrupted(signal_name: str) -> None:
         echo(f"\n{signal_name}: writing the reports from what is on disk (a second signal exits at once)")
+        if location.remote:  # what the driver had not yet uploaded, for the reports and for resume
+            from .runner import driver_staging
+
+            local_copy = driver_staging(staging[0], location)
+            if local_copy is not None:
+                location.push_tree(local_copy)
+                echo(f"uploaded the driver's latest results and state to {location}")
         _, paths = reports()
         echo(f"reports: {paths['report']}")
         echo(f"interrupted; finish the sweep with: tune-app resume {location}")
@@ -127,7 +140,7 @@ def _run_and_report(spec: Any, location: Location, sweep: Any, quiet: bool = Fal
     start = time.monotonic()
     with interrupts(interrupted) as watcher:
         try:
-            sweep(watcher.arm)
+            sweep(started)
         finally:
             # Whatever happened, what was computed so far reaches the reports.
             watcher.hold_main = False  # a signal from here on must not stop this thread holding the lock
