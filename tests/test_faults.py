@@ -178,7 +178,8 @@ def test_failing_trials_end_with_their_reason_and_the_sweep_goes_on(tmp_path, ti
     assert (by_case["diverged"]["status"], by_case["diverged"]["epochs"]) == ("DIVERGED", 1)  # stopped at once
     assert by_case["diverged"]["error"].startswith("diverged: training loss is nan in epoch 1")
     assert (by_case["oom"]["status"], by_case["oom"]["epochs"]) == ("OOM", 2)
-    assert "out of memory at batch_size 64 with amp off" in by_case["oom"]["error"]
+    # The fault strikes at any size: retried down to tune.oom_min_batch (8) first.
+    assert "out of memory at batch_size 64 with amp off, even in micro-batches of 8" in by_case["oom"]["error"]
     assert by_case["error"]["status"] == "ERROR"
     assert "onecycle: total_steps=2 is fewer than the" in by_case["error"]["error"]
     report = (experiment / "report.md").read_text()
@@ -189,6 +190,30 @@ def test_failing_trials_end_with_their_reason_and_the_sweep_goes_on(tmp_path, ti
     assert "total_steps=2 is fewer" in failed
     leaderboard = report.split("## Leaderboard", 1)[1].split("##", 1)[0]
     assert leaderboard.count("| TERMINATED |") == 1 and "DIVERGED" not in leaderboard
+
+
+def test_a_trial_out_of_memory_goes_on_in_smaller_micro_batches_with_the_same_training(tmp_path, tiny_spec_data):
+    """Out of memory above 16 images (injected) for focal trials: 64 -> 32 -> 16 images a pass, 4 accumulated."""
+    tiny_spec_data["name"] = "microbatch"
+    tiny_spec_data["train"]["epochs"] = 1
+    tiny_spec_data["search"] = {"loss": {"choice": ["ce", "focal"]}}
+    tiny_spec_data["tune"].update(search_alg="grid", scheduler="fifo", max_concurrent=2)
+    spec = write_spec(tmp_path / "microbatch.yaml", tiny_spec_data)
+    env = {**os.environ, "TUNE_APP_INJECT_FAULT": json.dumps({"fault": "oom", "above_batch": 16,
+                                                                "if": {"loss.name": "focal"}})}
+    result = subprocess.run([sys.executable, "-m", "tune_app", "search", str(spec), "--storage", str(tmp_path / "runs")],
+                            capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    experiment = tmp_path / "runs" / "microbatch"
+    results = pd.read_csv(experiment / "results.csv").set_index("loss")
+    assert set(results["status"]) == {"TERMINATED"} and (results["epochs"] == 1).all()
+    history = pd.read_csv(experiment / "history.csv").set_index("trial_id")
+    focal, ce = results.loc["focal", "trial_id"], results.loc["ce", "trial_id"]
+    assert (history.loc[focal, "micro_batch"], history.loc[focal, "accumulation"]) == (16, 4)
+    assert (history.loc[ce, "micro_batch"], history.loc[ce, "accumulation"]) == (64, 1)
+    section = (experiment / "report.md").read_text().split("## Trials that ran out of memory and went on in "
+                                                            "micro-batches", 1)[1].split("##", 1)[0]
+    assert f"| {focal} | 16 | 4 | 1 |" in section and ce not in section
 
 
 def _unshare_available() -> bool:

@@ -415,8 +415,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     except DivergedError as exc:
         raise RunError(f"the run diverged: {exc}; lower the learning rate or try amp off") from None
     except torch.OutOfMemoryError:
-        raise RunError(f"out of memory at batch_size {config.batch_size} with amp {config.amp}; lower "
-                       f"data.batch_size or data.image_size, or use amp bf16") from None
+        raise RunError(f"{run.oom_text()}; lower data.batch_size or data.image_size, or use amp bf16") from None
     if last:
         echo(f"final {spec.metric}: {last[spec.metric]:.4f}")
     return 0

@@ -79,7 +79,8 @@ def _epochs_or_failure(run: TrainingRun) -> Iterator[dict[str, Any]]:
     """The run's epochs; a diverging loss or an out-of-memory error ends them with a failure result.
 
     The result carries every metric as NaN and the reason, e.g. ``"oom: out of memory at
-    batch_size 256 with amp bf16"``, which the reports show (see ``trial_result``).
+    batch_size 256 with amp bf16, even in micro-batches of 8 ..."``, which the reports show
+    (see ``trial_result``). Before that, the run itself retried in smaller micro-batches.
     """
     config = run.config
     try:
@@ -88,7 +89,7 @@ def _epochs_or_failure(run: TrainingRun) -> Iterator[dict[str, Any]]:
     except DivergedError as exc:
         reason = f"diverged: {exc}"
     except torch.OutOfMemoryError as exc:
-        reason = f"oom: out of memory at batch_size {config.batch_size} with amp {config.amp} ({str(exc)[:200]})"
+        reason = f"oom: {run.oom_text()} ({str(exc)[:200]})"
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
     yield failure_result(run.epoch + 1, METRICS[config.task], reason)

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from .diagnostics import stalled_trials
+from .microbatches import micro_batched_trials
 from .importance import Importance, parameter_importance
 from .parameters import Parameter, read_parameters
 from .results import TrialRecord, history_frame, read_data_info, read_spec, read_trials, results_frame
@@ -70,6 +71,7 @@ class Analysis:
     colour_by: str | None = None
     data: dict[str, Any] = field(default_factory=dict)  # data.json: how the data was read, images skipped
     stalled: pd.DataFrame = field(default_factory=pd.DataFrame)  # learned, yet scored at chance
+    micro_batched: pd.DataFrame = field(default_factory=pd.DataFrame)  # out of memory, went on in micro-batches
 
     @property
     def history(self) -> pd.DataFrame:
@@ -119,6 +121,7 @@ def analyze(experiment_dir: str | Path, by: Sequence[str] = (), importance: bool
         colour_by=by[0] if by else _default_colour_by(params, discrete),
         data=data,
         stalled=stalled_trials(trials, spec.get("task", "classification"), metric, len(data.get("class_names") or [])),
+        micro_batched=micro_batched_trials(trials),
     )
     return analysis
 
