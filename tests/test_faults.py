@@ -38,6 +38,17 @@ def result_lines(experiment: Path) -> dict[str, list[dict]]:
     return found
 
 
+def resume_to_the_end(experiment: Path, trials: int, epochs: int) -> dict[str, list[dict]]:
+    """``tune-app resume``: every trial once in results.csv, finished with all its epochs; the result lines after."""
+    resumed = subprocess.run([sys.executable, "-m", "tune_app", "resume", str(experiment)],
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    results = pd.read_csv(experiment / "results.csv")
+    assert len(results) == trials and results["trial_id"].is_unique
+    assert set(results["status"]) == {"TERMINATED"} and (results["epochs"] == epochs).all()
+    return result_lines(experiment)
+
+
 @pytest.fixture
 def slow_spec(tmp_path, tiny_spec_data):
     """Trials long enough (several epochs) to be interrupted in the middle."""
@@ -67,14 +78,7 @@ def test_a_killed_driver_is_finished_by_resume_with_each_trial_once(tmp_path, sl
     before = result_lines(experiment)
     finished_results = {name: before[name] for name in finished}
 
-    resumed = subprocess.run([sys.executable, "-m", "tune_app", "resume", str(experiment)],
-                             capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-
-    results = pd.read_csv(experiment / "results.csv")
-    assert len(results) == 4 and results["trial_id"].is_unique
-    assert set(results["status"]) == {"TERMINATED"} and (results["epochs"] == 4).all()
-    after = result_lines(experiment)
+    after = resume_to_the_end(experiment, trials=4, epochs=4)
     for name, lines in finished_results.items():  # finished trials were not trained again
         assert after[name][:4] == lines
         # At most a re-evaluation of the final weights (Ray had not taken in the last result).
@@ -107,13 +111,7 @@ def test_sigterm_to_the_whole_job_writes_the_reports_and_resume_finishes_each_tr
     assert (experiment / "report.md").is_file() and (experiment / "results.csv").is_file()
     before = result_lines(experiment)
 
-    resumed = subprocess.run([sys.executable, "-m", "tune_app", "resume", str(experiment)],
-                             capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    results = pd.read_csv(experiment / "results.csv")
-    assert len(results) == 3 and results["trial_id"].is_unique
-    assert set(results["status"]) == {"TERMINATED"} and (results["epochs"] == 2).all()
-    after = result_lines(experiment)
+    after = resume_to_the_end(experiment, trials=3, epochs=2)
     for name, lines in before.items():  # continued, not trained again from the start
         assert after[name][:len(lines)] == lines
 
@@ -239,3 +237,48 @@ def test_a_read_only_or_full_storage_is_a_clear_error_before_any_training(tmp_pa
     assert f"tune.storage: {fragment}" in result.stderr
     assert "Traceback" not in result.stderr
     assert "trials of" not in result.stdout  # stopped before the sweep began
+
+
+@pytest.mark.skipif(not _unshare_available(), reason="needs unshare -rm (user and mount namespaces) for a private tmpfs")
+def test_a_disk_that_fills_mid_sweep_ends_the_trial_that_cannot_checkpoint_and_keeps_the_rest(tmp_path,
+                                                                                                tiny_spec_data):
+    storage, copy = tmp_path / "small", tmp_path / "copy"
+    storage.mkdir()
+    tiny_spec_data["name"] = "fills"
+    tiny_spec_data["search"] = {"loss": {"choice": ["ce", "focal"]}}
+    tiny_spec_data["tune"].update(search_alg="grid", scheduler="fifo", max_concurrent=1, max_failures=0,
+                                  keep_best_trials=1)
+    spec = write_spec(tmp_path / "fills.yaml", tiny_spec_data)
+    experiment = storage / "fills"
+    # A private tmpfs with room for the sweep; once the first trial has finished, another writer leaves it
+    # 3 MB, less than a checkpoint (4.5 MB). The experiment is copied out before the namespace (and its
+    # tmpfs) goes away.
+    script = f"""
+mount -t tmpfs -o size=80m tmpfs {storage} || exit 99
+( until [ "$(cat {experiment}/*/result.json 2>/dev/null | wc -l)" -ge 2 ]; do sleep 0.1; done
+  dd if=/dev/zero of={storage}/filler bs=1M count=$(( $(df -m --output=avail {storage} | tail -1) - 3 )) 2>/dev/null
+  echo "filled: $(df -m --output=avail {storage} | tail -1) MB left" ) &
+{sys.executable} -m tune_app search {spec} --storage {storage}
+code=$?
+cp -r {experiment} {copy}
+exit $code
+"""
+    result = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=600)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out  # one trial finished
+    assert "filled: 3 MB left" in out
+    results = pd.read_csv(copy / "results.csv").set_index("loss")
+    assert (results.loc["ce", "status"], results.loc["ce", "epochs"]) == ("TERMINATED", 2)
+    assert results.loc["focal", "status"] == "ERROR"
+    assert "no space left on device for the checkpoint of epoch 1" in results.loc["focal", "error"]
+    failed = (copy / "report.md").read_text().split("## Failed trials", 1)[1]
+    assert results.loc["focal", "trial_id"] in failed and "no space left on device" in failed
+    history = pd.read_csv(copy / "history.csv")
+    assert list(history[history["trial_id"] == results.loc["ce", "trial_id"]]["epoch"]) == [1, 2]
+    # What the failed upload had written is gone, so the reports above had room.
+    focal_dir = next(copy.glob(f"*{results.loc['focal', 'trial_id']}*"))
+    assert not list(focal_dir.glob("checkpoint_*"))
+    assert (f"disk full: 1 trial(s) could not save a checkpoint ({results.loc['focal', 'trial_id']}). "
+            f"Free space at {experiment}") in out
+    assert "MB are free now), then continue them with: tune-app resume" in out and "--retry-errored" in out
+    assert "Traceback" not in result.stderr

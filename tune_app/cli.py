@@ -8,6 +8,7 @@ Exit codes: 0 success; 2 bad input (a one-paragraph message, no traceback);
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import sys
@@ -150,9 +151,29 @@ def _run_and_report(spec: Any, location: Location, sweep: Any, quiet: bool = Fal
         _summarize(location, paths, time.monotonic() - start)
         echo(exported)
         _disk_summary(spec, location)
+    full = _disk_full_advice(spec, location, results)
+    if full:
+        echo(full)
     if not ((results["status"] == "TERMINATED") & (results["epochs"] > 0)).any():
-        raise RunError(f"no trial finished successfully; see {paths['report']}")
+        raise RunError(f"no trial finished successfully; {full or 'see ' + str(paths['report'])}")
     return 0
+
+
+def _disk_full_advice(spec: Any, location: Location, results: Any) -> str | None:
+    """What to free when trials failed for a full disk (their error says so), and how to continue them."""
+    import shutil
+
+    from .budget import MB, disk_budget
+    from .trial_result import is_disk_full
+
+    full = results[results["error"].map(is_disk_full)]
+    if full.empty:
+        return None
+    free = "" if location.remote else f", {shutil.disk_usage(location.local).free / MB:.0f} MB are free now"
+    return (f"disk full: {len(full)} trial(s) could not save a checkpoint ({', '.join(map(str, full['trial_id']))}). "
+            f"Free space at {location} (this sweep's checkpoints need up to "
+            f"{math.ceil(disk_budget(spec).checkpoints / MB)} MB{free}), then continue them with: "
+            f"tune-app resume {location} --retry-errored")
 
 
 def _export_quietly(location: Location) -> str:
@@ -570,6 +591,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TuneAppError as exc:
         print(f"failed: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        print(f"failed: no space left on device writing {exc.filename or 'a file'}: free space there, then "
+              f"rerun the command (tune-app report DIR rewrites the reports of a sweep)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

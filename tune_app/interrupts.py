@@ -40,6 +40,7 @@ class Interrupts:
         # Tune then records no result the reports being written would miss, and no trial as
         # errored because its worker got the signal too.
         self.hold_main = True
+        self._previous_fd = -1
         self._read_end, self._write_end = socket.socketpair()
         self._write_end.setblocking(False)  # the C-level handler must never block
         threading.Thread(target=self._watch, name="tune-app-interrupts", daemon=True).start()
@@ -49,12 +50,14 @@ class Interrupts:
             return  # signals reach the main thread only; a caller in another thread handles its own
         for signum in EXIT_CODES:
             signal.signal(signum, self._noted)
-        signal.set_wakeup_fd(self._write_end.fileno(), warn_on_full_buffer=False)
+        previous = signal.set_wakeup_fd(self._write_end.fileno(), warn_on_full_buffer=False)
+        if previous != self._write_end.fileno():
+            self._previous_fd = previous  # e.g. an asyncio loop's: given back by disarm
 
     def disarm(self, handlers: dict[int, object]) -> None:
         """Put ``handlers`` back and stop watching (the watcher thread ends)."""
         if threading.current_thread() is threading.main_thread():
-            signal.set_wakeup_fd(-1)
+            signal.set_wakeup_fd(self._previous_fd)
             for signum, handler in handlers.items():
                 signal.signal(signum, handler)
         self._write_end.close()
