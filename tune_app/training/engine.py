@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import os
 import random
 import resource
 import sys
@@ -256,8 +255,7 @@ class TrainingRun:
 
     def train_one_epoch(self, max_steps: int | None = None) -> dict[str, float]:
         """Train on the training set once (or for ``max_steps`` batches, for smoke tests)."""
-        model = self.model
-        model.train()
+        self.model.train()
         loss_sum = torch.zeros((), device=self.device)
         seen = 0
         start = time.perf_counter()
