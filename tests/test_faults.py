@@ -250,12 +250,13 @@ def test_a_disk_that_fills_mid_sweep_ends_the_trial_that_cannot_checkpoint_and_k
                                   keep_best_trials=1)
     spec = write_spec(tmp_path / "fills.yaml", tiny_spec_data)
     experiment = storage / "fills"
-    # A private tmpfs with room for the sweep; once the first trial has finished, another writer leaves it
-    # 3 MB, less than a checkpoint (4.5 MB). The experiment is copied out before the namespace (and its
-    # tmpfs) goes away.
+    # A private tmpfs with room for the sweep; once the first trial has finished (and its checkpoints were
+    # settled: the second trial started), another writer leaves it 3 MB, less than a checkpoint (4.5 MB).
+    # The experiment is copied out before the namespace (and its tmpfs) goes away.
     script = f"""
 mount -t tmpfs -o size=80m tmpfs {storage} || exit 99
-( until [ "$(cat {experiment}/*/result.json 2>/dev/null | wc -l)" -ge 2 ]; do sleep 0.1; done
+( until [ "$(cat {experiment}/*/result.json 2>/dev/null | wc -l)" -ge 2 ] &&
+        [ "$(ls -d {experiment}/train_trial_* 2>/dev/null | wc -l)" -ge 2 ]; do sleep 0.1; done
   dd if=/dev/zero of={storage}/filler bs=1M count=$(( $(df -m --output=avail {storage} | tail -1) - 3 )) 2>/dev/null
   echo "filled: $(df -m --output=avail {storage} | tail -1) MB left" ) &
 {sys.executable} -m tune_app search {spec} --storage {storage}
