@@ -10,12 +10,16 @@
 #   3. input pipeline: resnet50 at 224 px, bf16, trained from a folder of 2000 real photos
 #      through the image cache, and per item (data.cache: off, 8 workers), against the same
 #      model on synthetic in-memory squares (benchmarks/gpu_input.py; target cache >= 0.9x).
-#   4. what train.deterministic costs: resnet50 at 224 px, bf16, training images/s with it off
+#   4. a real out-of-memory: resnet50 at 224 px, fp32, batch 4096 must not fit the card
+#      with tune.oom_retry off, and must train with it on, in micro-batches (benchmarks/gpu_oom.py:
+#      the micro-batch reached, optimizer steps = batches, peak memory). Needs torch and timm only.
+#   5. what train.deterministic costs: resnet50 at 224 px, bf16, training images/s with it off
 #      and on (benchmarks/deterministic_cost.py --device cuda), for the README's "Trusting the answer".
 #
 # Everything goes to $OUT (the device tool's output folder; ./benchmarks/results/gpu_check
 # when OUT is unset): engine_throughput_cuda.json, gpu_packing.json, gpu_input.json,
-# deterministic_cost_cuda.json, gpu_check.log, nvidia-smi.txt. Any failure stops the script with a non-zero exit and a FAILED line.
+# gpu_oom.json, deterministic_cost_cuda.json, gpu_check.log, nvidia-smi.txt. Any failure stops
+# the script with a non-zero exit and a FAILED line.
 #
 # Ray, Optuna and pydantic are not on the GPU machine, nor scikit-learn (the digits data) and
 # grpcio: pack them here first, then carry them (not yet tried: the archive must stay under
@@ -67,7 +71,11 @@ python3 -c "import sklearn" || { echo "FAILED: scikit-learn missing (its sample 
 timeout 420 python3 benchmarks/gpu_input.py --device cuda --model timm/resnet50 --size 224 --amp bf16 \
   --batch-size 128 --steps 30 --repeats 3 --num-workers 8 --photos 2000 --out "$OUT/gpu_input.json"
 
-step "4. train.deterministic: resnet50@224 bf16, off vs on"
+step "4. out of memory for real: resnet50@224 fp32, batch 4096, retried in micro-batches"
+timeout 240 python3 benchmarks/gpu_oom.py --device cuda --model timm/resnet50 --size 224 --amp off \
+  --batch-size 4096 --min-batch 64 --steps 3 --out "$OUT/gpu_oom.json"
+
+step "5. train.deterministic: resnet50@224 bf16, off vs on"
 timeout 180 python3 benchmarks/deterministic_cost.py --device cuda --model timm/resnet50 --size 224 --amp bf16 \
   --batch-size 64 --steps 20 --repeats 5 --out "$OUT/deterministic_cost_cuda.json"
 

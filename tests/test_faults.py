@@ -1,9 +1,11 @@
-"""Faults injected into real sweeps: a killed driver, a killed trial worker, a multi-node cluster."""
+"""Faults injected into real sweeps: a killed driver, a signal to the whole job, a killed trial worker, failing
+trials, a full disk."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -37,6 +39,17 @@ def result_lines(experiment: Path) -> dict[str, list[dict]]:
     return found
 
 
+def resume_to_the_end(experiment: Path, trials: int, epochs: int) -> dict[str, list[dict]]:
+    """``tune-app resume``: every trial once in results.csv, finished with all its epochs; the result lines after."""
+    resumed = subprocess.run([sys.executable, "-m", "tune_app", "resume", str(experiment)],
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    results = pd.read_csv(experiment / "results.csv")
+    assert len(results) == trials and results["trial_id"].is_unique
+    assert set(results["status"]) == {"TERMINATED"} and (results["epochs"] == epochs).all()
+    return result_lines(experiment)
+
+
 @pytest.fixture
 def slow_spec(tmp_path, tiny_spec_data):
     """Trials long enough (several epochs) to be interrupted in the middle."""
@@ -66,19 +79,42 @@ def test_a_killed_driver_is_finished_by_resume_with_each_trial_once(tmp_path, sl
     before = result_lines(experiment)
     finished_results = {name: before[name] for name in finished}
 
-    resumed = subprocess.run([sys.executable, "-m", "tune_app", "resume", str(experiment)],
-                             capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-
-    results = pd.read_csv(experiment / "results.csv")
-    assert len(results) == 4 and results["trial_id"].is_unique
-    assert set(results["status"]) == {"TERMINATED"} and (results["epochs"] == 4).all()
-    after = result_lines(experiment)
+    after = resume_to_the_end(experiment, trials=4, epochs=4)
     for name, lines in finished_results.items():  # finished trials were not trained again
         assert after[name][:4] == lines
         # At most a re-evaluation of the final weights (Ray had not taken in the last result).
         assert all(line["restored_from_epoch"] == 4 and line["val_acc"] == lines[-1]["val_acc"]
                    for line in after[name][4:])
+
+
+def test_sigterm_to_the_whole_job_writes_the_reports_and_resume_finishes_each_trial_once(tmp_path, tiny_spec_data):
+    """As timeout, SLURM, Kubernetes or Ctrl-C do: every process of the job (driver, raylet, workers) signalled."""
+    tiny_spec_data["name"] = "signalled"
+    tiny_spec_data["tune"].update(num_samples=3, scheduler="fifo", max_concurrent=2)
+    spec = write_spec(tmp_path / "signalled.yaml", tiny_spec_data)
+    experiment = tmp_path / "runs" / "signalled"
+    proc = start_search(spec, tmp_path / "runs")
+    try:
+        def epochs_reported_and_state_saved():
+            count = sum(len(lines) for lines in result_lines(experiment).values())
+            return count >= 2 and list(experiment.glob("experiment_state-*.json"))
+
+        wait_for(epochs_reported_and_state_saved, 300, "two epochs reported", proc)
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        kill_session(proc.pid)
+    assert proc.returncode == 143, out
+    assert "tune-app resume" in out and "Traceback" not in out
+    reported = {(line["trial_id"], line["epoch"]) for lines in result_lines(experiment).values() for line in lines}
+    history = pd.read_csv(experiment / "history.csv", dtype={"trial_id": str})
+    assert set(zip(history["trial_id"], history["epoch"])) == reported  # every reported epoch, nothing else
+    assert (experiment / "report.md").is_file() and (experiment / "results.csv").is_file()
+    before = result_lines(experiment)
+
+    after = resume_to_the_end(experiment, trials=3, epochs=2)
+    for name, lines in before.items():  # continued, not trained again from the start
+        assert after[name][:len(lines)] == lines
 
 
 def test_a_killed_trial_worker_restarts_from_its_last_checkpoint(tmp_path, slow_spec):
@@ -141,7 +177,8 @@ def test_failing_trials_end_with_their_reason_and_the_sweep_goes_on(tmp_path, ti
     assert (by_case["diverged"]["status"], by_case["diverged"]["epochs"]) == ("DIVERGED", 1)  # stopped at once
     assert by_case["diverged"]["error"].startswith("diverged: training loss is nan in epoch 1")
     assert (by_case["oom"]["status"], by_case["oom"]["epochs"]) == ("OOM", 2)
-    assert "out of memory at batch_size 64 with amp off" in by_case["oom"]["error"]
+    # The fault strikes at any size: retried down to tune.oom_min_batch (8) first.
+    assert "out of memory at batch_size 64 with amp off, even in micro-batches of 8" in by_case["oom"]["error"]
     assert by_case["error"]["status"] == "ERROR"
     assert "onecycle: total_steps=2 is fewer than the" in by_case["error"]["error"]
     report = (experiment / "report.md").read_text()
@@ -152,6 +189,30 @@ def test_failing_trials_end_with_their_reason_and_the_sweep_goes_on(tmp_path, ti
     assert "total_steps=2 is fewer" in failed
     leaderboard = report.split("## Leaderboard", 1)[1].split("##", 1)[0]
     assert leaderboard.count("| TERMINATED |") == 1 and "DIVERGED" not in leaderboard
+
+
+def test_a_trial_out_of_memory_goes_on_in_smaller_micro_batches_with_the_same_training(tmp_path, tiny_spec_data):
+    """Out of memory above 16 images (injected) for focal trials: 64 -> 32 -> 16 images a pass, 4 accumulated."""
+    tiny_spec_data["name"] = "microbatch"
+    tiny_spec_data["train"]["epochs"] = 1
+    tiny_spec_data["search"] = {"loss": {"choice": ["ce", "focal"]}}
+    tiny_spec_data["tune"].update(search_alg="grid", scheduler="fifo", max_concurrent=2)
+    spec = write_spec(tmp_path / "microbatch.yaml", tiny_spec_data)
+    env = {**os.environ, "TUNE_APP_INJECT_FAULT": json.dumps({"fault": "oom", "above_batch": 16,
+                                                                "if": {"loss.name": "focal"}})}
+    result = subprocess.run([sys.executable, "-m", "tune_app", "search", str(spec), "--storage", str(tmp_path / "runs")],
+                            capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    experiment = tmp_path / "runs" / "microbatch"
+    results = pd.read_csv(experiment / "results.csv").set_index("loss")
+    assert set(results["status"]) == {"TERMINATED"} and (results["epochs"] == 1).all()
+    history = pd.read_csv(experiment / "history.csv").set_index("trial_id")
+    focal, ce = results.loc["focal", "trial_id"], results.loc["ce", "trial_id"]
+    assert (history.loc[focal, "micro_batch"], history.loc[focal, "accumulation"]) == (16, 4)
+    assert (history.loc[ce, "micro_batch"], history.loc[ce, "accumulation"]) == (64, 1)
+    section = (experiment / "report.md").read_text().split("## Trials that ran out of memory and went on in "
+                                                            "micro-batches", 1)[1].split("##", 1)[0]
+    assert f"| {focal} | 16 | 4 | 1 |" in section and ce not in section
 
 
 def _unshare_available() -> bool:
@@ -177,3 +238,51 @@ def test_a_read_only_or_full_storage_is_a_clear_error_before_any_training(tmp_pa
     assert f"tune.storage: {fragment}" in result.stderr
     assert "Traceback" not in result.stderr
     assert "trials of" not in result.stdout  # stopped before the sweep began
+
+
+@pytest.mark.skipif(not _unshare_available(), reason="needs unshare -rm (user and mount namespaces) for a private tmpfs")
+def test_a_disk_that_fills_mid_sweep_ends_the_trial_that_cannot_checkpoint_and_keeps_the_rest(tmp_path,
+                                                                                                tiny_spec_data):
+    storage, copy = tmp_path / "small", tmp_path / "copy"
+    storage.mkdir()
+    tiny_spec_data["name"] = "fills"
+    tiny_spec_data["search"] = {"loss": {"choice": ["ce", "focal"]}}
+    tiny_spec_data["tune"].update(search_alg="grid", scheduler="fifo", max_concurrent=1, max_failures=0,
+                                  keep_best_trials=1)
+    spec = write_spec(tmp_path / "fills.yaml", tiny_spec_data)
+    experiment = storage / "fills"
+    # A private tmpfs with room for the sweep; once the first trial has finished (and its checkpoints were
+    # settled: the second trial started), another writer leaves it 3 MB, less than a checkpoint (4.5 MB).
+    # The experiment is copied out before the namespace (and its tmpfs) goes away.
+    script = f"""
+mount -t tmpfs -o size=80m tmpfs {storage} || exit 99
+( until [ "$(cat {experiment}/*/result.json 2>/dev/null | wc -l)" -ge 2 ] &&
+        [ "$(ls -d {experiment}/train_trial_* 2>/dev/null | wc -l)" -ge 2 ]; do sleep 0.1; done
+  dd if=/dev/zero of={storage}/filler bs=1M count=$(( $(df -m --output=avail {storage} | tail -1) - 3 )) 2>/dev/null
+  echo "filled: $(df -m --output=avail {storage} | tail -1) MB left" ) &
+{sys.executable} -m tune_app search {spec} --storage {storage}
+code=$?
+cp -r {experiment} {copy}
+exit $code
+"""
+    result = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=600)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out  # one trial finished
+    left = re.search(r"filled: *(\d+) MB left", out)
+    assert left and int(left.group(1)) < 4, out  # less than a checkpoint
+    results = pd.read_csv(copy / "results.csv").set_index("loss")
+    assert (results.loc["ce", "status"], results.loc["ce", "epochs"]) == ("TERMINATED", 2)
+    assert results.loc["focal", "status"] == "ERROR"
+    failed_epoch = re.search(r"no space left on device for the checkpoint of epoch (\d)", results.loc["focal", "error"])
+    assert failed_epoch, results.loc["focal", "error"]  # epoch 1 or 2: when the other writer came
+    failed = (copy / "report.md").read_text().split("## Failed trials", 1)[1]
+    assert results.loc["focal", "trial_id"] in failed and "no space left on device" in failed
+    history = pd.read_csv(copy / "history.csv")
+    assert list(history[history["trial_id"] == results.loc["ce", "trial_id"]]["epoch"]) == [1, 2]
+    # What the failed upload had written (Ray numbers checkpoints from 0) is gone, so the reports above had room.
+    focal_dir = next(copy.glob(f"*{results.loc['focal', 'trial_id']}*"))
+    assert not (focal_dir / f"checkpoint_{int(failed_epoch.group(1)) - 1:06d}").exists()
+    assert (f"disk full: 1 trial(s) could not save a checkpoint ({results.loc['focal', 'trial_id']}). "
+            f"Free space at {experiment}") in out
+    assert "MB are free now), then continue them with: tune-app resume" in out and "--retry-errored" in out
+    assert "tune_app/cli.py" not in out  # Ray logs the trial's traceback; the driver itself never failed

@@ -1,12 +1,14 @@
 """``tune-app``: the command line. Thin: parse, call the layers below, map errors to exit codes.
 
 Exit codes: 0 success; 2 bad input (a one-paragraph message, no traceback);
-1 the run itself failed (e.g. every trial errored); 130 interrupted.
+1 the run itself failed (e.g. every trial errored); 130 / 143 interrupted by SIGINT / SIGTERM
+(to the driver or the whole job), the reports written, resumable.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import sys
@@ -65,8 +67,8 @@ def cmd_search(args: argparse.Namespace) -> int:
          f"objective {spec.mode} {spec.metric}")
     echo(f"experiment: {location}")
     echo(_budget_line(spec))
-    return _run_and_report(spec, location, lambda: run_sweep(spec, location, data=data, echo=echo,
-                                                              verbose=args.verbose, warm=warm.trials if warm else ()))
+    return _run_and_report(spec, location, lambda started: run_sweep(
+        spec, location, data=data, echo=echo, verbose=args.verbose, warm=warm.trials if warm else (), started=started))
 
 
 def _check_loggers(spec: Any) -> None:
@@ -123,24 +125,79 @@ def _start_experiment(spec: Any, location: Location, data: Any) -> None:
 
 
 def _run_and_report(spec: Any, location: Location, sweep: Any, quiet: bool = False) -> int:
+    """Run ``sweep(started)`` and write the reports, whatever happened (a signal to the whole job included).
+
+    ``started`` re-arms the signal handling once Ray runs (see :mod:`.interrupts`).
+    """
+    import threading
+
+    from .interrupts import interrupts
     from .report import write_reports
 
+    lock = threading.Lock()  # the signal's thread and the main thread may both be writing
+
+    def reports() -> tuple[Any, dict[str, Path]]:
+        with lock:
+            location.pull()
+            results, paths = write_reports(location.local, best_config=spec.fixed_at)
+            location.push([*paths.values(), *location.driver_files()])
+            return results, paths
+
+    staging: list[Path | None] = [None]
+
+    def started(root: Path | None) -> None:  # Ray runs: handle the signals again, and know where it stages files
+        staging[0] = root
+        watcher.arm()
+
+    def interrupted(signal_name: str) -> None:
+        echo(f"\n{signal_name}: writing the reports from what is on disk (a second signal exits at once)")
+        if location.remote:  # what the driver had not yet uploaded, for the reports and for resume
+            from .runner import driver_staging
+
+            local_copy = driver_staging(staging[0], location)
+            if local_copy is not None:
+                location.push_tree(local_copy)
+                echo(f"uploaded the driver's latest results and state to {location}")
+        _, paths = reports()
+        echo(f"reports: {paths['report']}")
+        echo(f"interrupted; finish the sweep with: tune-app resume {location}")
+
     start = time.monotonic()
-    try:
-        sweep()
-    finally:
-        # Whatever happened, what was computed so far reaches the reports.
-        location.pull()
-        results, paths = write_reports(location.local, best_config=spec.fixed_at)
-        location.push([*paths.values(), *location.driver_files()])
+    with interrupts(interrupted) as watcher:
+        try:
+            sweep(started)
+        finally:
+            # Whatever happened, what was computed so far reaches the reports.
+            watcher.hold_main = False  # a signal from here on must not stop this thread holding the lock
+            results, paths = reports()
     exported = _export_quietly(location)
     if not quiet:
         _summarize(location, paths, time.monotonic() - start)
         echo(exported)
         _disk_summary(spec, location)
+    full = _disk_full_advice(spec, location, results)
+    if full:
+        echo(full)
     if not ((results["status"] == "TERMINATED") & (results["epochs"] > 0)).any():
-        raise RunError(f"no trial finished successfully; see {paths['report']}")
+        raise RunError(f"no trial finished successfully; {full or 'see ' + str(paths['report'])}")
     return 0
+
+
+def _disk_full_advice(spec: Any, location: Location, results: Any) -> str | None:
+    """What to free when trials failed for a full disk (their error says so), and how to continue them."""
+    import shutil
+
+    from .budget import MB, disk_budget
+    from .trial_result import is_disk_full
+
+    full = results[results["error"].map(is_disk_full)]
+    if full.empty:
+        return None
+    free = "" if location.remote else f", {shutil.disk_usage(location.local).free / MB:.0f} MB are free now"
+    return (f"disk full: {len(full)} trial(s) could not save a checkpoint ({', '.join(map(str, full['trial_id']))}). "
+            f"Free space at {location} (this sweep's checkpoints need up to "
+            f"{math.ceil(disk_budget(spec).checkpoints / MB)} MB{free}), then continue them with: "
+            f"tune-app resume {location} --retry-errored")
 
 
 def _export_quietly(location: Location) -> str:
@@ -184,8 +241,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     _check_loggers(spec)
     data = _shared_data(spec)
     echo(f"resuming {location}" + (" (errored trials too)" if args.retry_errored else ""))
-    code = _run_and_report(spec, location, lambda: resume_sweep(
-        spec, location, data=data, retry_errored=args.retry_errored, verbose=args.verbose))
+    code = _run_and_report(spec, location, lambda started: resume_sweep(
+        spec, location, data=data, retry_errored=args.retry_errored, verbose=args.verbose, started=started))
     from .confirm import confirmed_experiment
 
     experiment = confirmed_experiment(location)  # DIR/confirm resumed: DIR's verdict follows
@@ -208,8 +265,9 @@ def cmd_extend(args: argparse.Namespace) -> int:
     location.push([location.local / ORIGIN_FILE])
     echo(f"extending {location} by {args.trials} trials (search {spec.tune.search_alg}, its study holds "
          f"{plan.before} trials)")
-    return _run_and_report(spec, location, lambda: run_sweep(plan.spec, location, data=data, echo=echo,
-                                                              verbose=args.verbose, warm=plan.warm))
+    return _run_and_report(spec, location, lambda started: run_sweep(plan.spec, location, data=data, echo=echo,
+                                                                      verbose=args.verbose, warm=plan.warm,
+                                                                      started=started))
 
 
 def _prepare_storage(spec: Any, location: Location) -> None:
@@ -366,8 +424,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
             spec = spec.with_weights(base.model.pretrained)
             _start_experiment(spec, location, data)
             echo(f"--- {location.name}")
-            _run_and_report(spec, location, lambda: run_sweep(spec, location, data=data, echo=echo,
-                                                              verbose=args.verbose), quiet=True)
+            _run_and_report(spec, location, lambda started: run_sweep(spec, location, data=data, echo=echo,
+                                                                      verbose=args.verbose, started=started),
+                            quiet=True)
             runs.setdefault(strategy, []).append(location.local)
     comparison, paths = write_comparison(out.local, runs, target=args.target)
     out.push(paths.values())
@@ -401,8 +460,9 @@ def cmd_confirm(args: argparse.Namespace) -> int:
              f"({', '.join(o['trial_id'] for o in plan['origins'])}) under seeds "
              f"{', '.join(map(str, plan['seeds']))}: {len(points)} runs of {spec.train.epochs} epochs, "
              f"no early stopping -> {confirm}")
-        _run_and_report(spec, confirm, lambda: run_sweep(spec, confirm, data=data, echo=echo, verbose=args.verbose,
-                                                         points=points), quiet=True)
+        _run_and_report(spec, confirm, lambda started: run_sweep(spec, confirm, data=data, echo=echo,
+                                                                 verbose=args.verbose, points=points,
+                                                                 started=started), quiet=True)
     else:
         confirm.pull()
         if args.set:
@@ -411,7 +471,8 @@ def cmd_confirm(args: argparse.Namespace) -> int:
         if not confirmation_tables(confirm.local).finished:
             echo(f"resuming the confirmation in {confirm}")
             data = _shared_data(spec)
-            _run_and_report(spec, confirm, lambda: resume_sweep(spec, confirm, data=data, verbose=args.verbose),
+            _run_and_report(spec, confirm, lambda started: resume_sweep(spec, confirm, data=data,
+                                                                        verbose=args.verbose, started=started),
                             quiet=True)
     return _confirmed(experiment, confirm)
 
@@ -484,8 +545,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     except DivergedError as exc:
         raise RunError(f"the run diverged: {exc}; lower the learning rate or try amp off") from None
     except torch.OutOfMemoryError:
-        raise RunError(f"out of memory at batch_size {config.batch_size} with amp {config.amp}; lower "
-                       f"data.batch_size or data.image_size, or use amp bf16") from None
+        raise RunError(f"{run.oom_text()}; lower data.batch_size or data.image_size, or use amp bf16") from None
     if last:
         echo(f"final {spec.metric}: {last[spec.metric]:.4f}")
     return 0
@@ -661,6 +721,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TuneAppError as exc:
         print(f"failed: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        print(f"failed: no space left on device writing {exc.filename or 'a file'}: free space there, then "
+              f"rerun the command (tune-app report DIR rewrites the reports of a sweep)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -125,13 +125,14 @@ class Location:
             with fs.open_input_stream(info.path) as source, open(target, "wb") as sink:
                 shutil.copyfileobj(source, sink)
 
-    def push(self, paths: Iterable[Path]) -> None:
-        """Upload files of the mirror to the remote experiment (nothing to do for a local one)."""
+    def push(self, paths: Iterable[Path], base: Path | None = None) -> None:
+        """Upload files of the mirror (or of another copy of the experiment at ``base``) to the remote
+        experiment (nothing to do for a local one)."""
         if self.remote is None:
             return
         fs, root = self._filesystem()
         for path in paths:
-            relative = Path(path).relative_to(self.local).as_posix()
+            relative = Path(path).relative_to(base or self.local).as_posix()
             fs.create_dir(f"{root}/{relative}".rsplit("/", 1)[0], recursive=True)
             with open(path, "rb") as source, fs.open_output_stream(f"{root}/{relative}") as sink:
                 shutil.copyfileobj(source, sink)
@@ -139,6 +140,11 @@ class Location:
     def driver_files(self) -> list[Path]:
         """The driver's own files that exist (``optuna.db``, ``mlflow.db``), for :meth:`push`."""
         return [self.local / name for name in DRIVER_FILES if (self.local / name).is_file()]
+
+    def push_tree(self, directory: Path) -> None:
+        """Upload the small files of a local copy of the experiment (no checkpoints) to the remote one."""
+        self.push([p for p in directory.rglob("*") if p.is_file()
+                   and not any(part.startswith(_HEAVY) for part in p.relative_to(directory).parts)], base=directory)
 
     def filesystem(self):
         """The experiment's pyarrow filesystem and its path there: where Ray's files and checkpoints live."""

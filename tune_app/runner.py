@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .cluster import ray_session, trial_resources
@@ -74,6 +75,7 @@ def run_sweep(
     verbose: bool = False,
     warm: Sequence[Any] = (),
     points: list[dict[str, Any]] | None = None,
+    started: Callable[[Path | None], None] | None = None,
 ) -> Any:
     """Run the experiment on Ray Tune into ``location``; returns Ray's ``ResultGrid``.
 
@@ -82,6 +84,10 @@ def run_sweep(
     finished Optuna trials of earlier experiments, given to the study first. With
     ``points``, exactly those flat configs run, once each, in order, instead of what the
     search algorithm would propose (``tune-app confirm``'s configs and seeds).
+    ``started`` is called once Ray runs, just before the trials start: where the caller
+    (re)installs its signal handlers, which ``ray.init`` replaced (Tune's own SIGINT
+    handler is then left out). It gets the folder under which Ray's driver stages a
+    remote experiment's files (see :func:`driver_staging`), None for a local one.
     """
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the old reporter honours verbose=0
     with ray_session(spec.tune.address, verbose=verbose, dashboard=spec.tune.dashboard, echo=echo):
@@ -118,6 +124,7 @@ def run_sweep(
         )
         tuner = tune.Tuner(_trainable(spec, data, resources), param_space=param_space, tune_config=tune_config,
                            run_config=_run_config(spec, location, echo, verbose))
+        _signals_to_caller(started, location)
         return tuner.fit()
 
 
@@ -128,10 +135,12 @@ def resume_sweep(
     data: Any,
     retry_errored: bool = False,
     verbose: bool = False,
+    started: Callable[[Path | None], None] | None = None,
 ) -> Any:
     """Finish an interrupted experiment: finished trials stay, running ones continue from checkpoints.
 
-    With ``retry_errored``, errored trials continue from their last checkpoint too.
+    With ``retry_errored``, errored trials continue from their last checkpoint too;
+    ``started`` as for :func:`run_sweep`.
     """
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     with ray_session(spec.tune.address, verbose=verbose, dashboard=spec.tune.dashboard):
@@ -140,4 +149,37 @@ def resume_sweep(
         resources = trial_resources(spec.tune.resources)
         tuner = tune.Tuner.restore(location.remote or str(location.local), trainable=_trainable(spec, data, resources),
                                    resume_unfinished=True, resume_errored=retry_errored)
+        _signals_to_caller(started, location)
         return tuner.fit()
+
+
+def _signals_to_caller(started: Callable[[Path | None], None] | None, location: Location) -> None:
+    """Let the caller handle SIGINT and SIGTERM from here on (see ``run_sweep``)."""
+    if started is None:
+        return
+    # Tune's SIGINT handler stops the sweep through Ray, which a signal to the whole job has already stopped.
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    started(_staging_root() if location.remote else None)
+
+
+def _staging_root() -> Path | None:
+    """Ray's local folder of this session's staged experiment files (Ray 2.x: ``<session>/artifacts``)."""
+    try:
+        from ray.train.constants import _get_ray_train_session_dir
+
+        return Path(_get_ray_train_session_dir())
+    except Exception:  # another Ray layout: the remote copy, at most a sync period old, is all there is
+        return None
+
+
+def driver_staging(root: Path | None, location: Location) -> Path | None:
+    """The driver's local copy of a remote experiment's small files, newer than the remote one.
+
+    Ray uploads it every 10 s or more (with each experiment checkpoint); after a signal
+    to the whole job no upload comes again, so the caller uploads it itself. Found
+    without Ray (the caller may be handling a signal): ``<root>/<start time>/<name>/driver_artifacts``.
+    """
+    if root is None:
+        return None
+    found = sorted(root.glob(f"*/{location.name}/driver_artifacts"), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None

@@ -11,7 +11,9 @@ finished epoch is lost. The training itself is plain PyTorch
 
 from __future__ import annotations
 
+import errno
 import tempfile
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import ray
@@ -21,7 +23,8 @@ from ray import tune
 from .checkpoints import ENDED, RESULT, restorable_state, write_checkpoint
 from .training import METRICS, DataBundle, DivergedError, TrainConfig, TrainingRun
 from .training.schedulers import current_lr
-from .trial_result import EPOCH, FAILURE, NODE_ID, RESTORED_FROM_EPOCH, failure_result, trial_params
+from .trial_result import (DISK_FULL, EPOCH, FAILURE, NODE_ID, RESTORED_FROM_EPOCH, failure_result, is_disk_full,
+                           trial_params)
 
 
 def train_trial(
@@ -68,18 +71,51 @@ def train_trial(
             return
         last = run.epoch == run.config.epochs
         if checkpoint_every and (run.epoch % checkpoint_every == 0 or last):
-            with tempfile.TemporaryDirectory() as directory:
-                write_checkpoint(directory, run.state_dict(), metrics)
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+            _report_with_checkpoint(run, metrics)
         else:
             tune.report(metrics)
+
+
+def _report_with_checkpoint(run: TrainingRun, metrics: dict[str, Any]) -> None:
+    """Report ``metrics`` with a checkpoint of ``run``; a full disk becomes an error that says so.
+
+    The error (Ray's retries restore from the last checkpoint that was saved) names the
+    checkpoint's size and what to do; ``tune-app resume --retry-errored`` continues the
+    trial once there is room.
+    """
+    with tempfile.TemporaryDirectory() as directory:
+        try:
+            write_checkpoint(directory, run.state_dict(), metrics)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+        except OSError as exc:
+            if not is_disk_full(str(exc)) and exc.errno != errno.ENOSPC:
+                raise
+            _remove_partial_checkpoint()
+            size = sum(f.stat().st_size for f in Path(directory).rglob("*") if f.is_file()) / 2**20
+            raise OSError(errno.ENOSPC, f"{DISK_FULL} for the checkpoint of epoch {run.epoch} ({size:.1f} MB): free "
+                                        f"space in the experiment's storage (or the temporary directory "
+                                        f"{tempfile.gettempdir()}), then tune-app resume DIR --retry-errored "
+                                        f"continues this trial from its last checkpoint") from None
+
+
+def _remove_partial_checkpoint() -> None:
+    """Delete what the failed upload of a checkpoint left in storage: it holds the disk's last bytes
+    (the reports and other trials' results need them), and it is no checkpoint to restore from."""
+    try:
+        from ray.train._internal.session import get_session
+
+        storage = get_session().storage  # Ray numbered the checkpoint before uploading it: this is its directory
+        storage.storage_filesystem.delete_dir(storage.checkpoint_fs_path)
+    except Exception:  # another Ray layout, or nothing was written: the error below is what matters
+        pass
 
 
 def _epochs_or_failure(run: TrainingRun) -> Iterator[dict[str, Any]]:
     """The run's epochs; a diverging loss or an out-of-memory error ends them with a failure result.
 
     The result carries every metric as NaN and the reason, e.g. ``"oom: out of memory at
-    batch_size 256 with amp bf16"``, which the reports show (see ``trial_result``).
+    batch_size 256 with amp bf16, even in micro-batches of 8 ..."``, which the reports show
+    (see ``trial_result``). Before that, the run itself retried in smaller micro-batches.
     """
     config = run.config
     try:
@@ -88,7 +124,7 @@ def _epochs_or_failure(run: TrainingRun) -> Iterator[dict[str, Any]]:
     except DivergedError as exc:
         reason = f"diverged: {exc}"
     except torch.OutOfMemoryError as exc:
-        reason = f"oom: out of memory at batch_size {config.batch_size} with amp {config.amp} ({str(exc)[:200]})"
+        reason = f"oom: {run.oom_text()} ({str(exc)[:200]})"
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
     yield failure_result(run.epoch + 1, METRICS[config.task], reason)

@@ -58,6 +58,20 @@ def epochs_trained(result: Mapping[str, Any]) -> int:
     return int(epoch_of(result) or 0)
 
 
+# Worded into the error of a trial whose checkpoint did not fit on the storage's disk (ENOSPC).
+DISK_FULL = "no space left on device"
+
+
+def is_disk_full(error: Any) -> bool:
+    """Whether a trial's error says its storage's disk was full.
+
+    Example:
+        >>> is_disk_full("OSError: [Errno 28] No space left on device"), is_disk_full(None)
+        (True, False)
+    """
+    return isinstance(error, str) and (DISK_FULL in error.lower() or "[errno 28]" in error.lower())
+
+
 def failure_status(failure: str) -> str:
     """The status a ``failure`` text stands for: ``"diverged: loss is nan"`` -> ``"DIVERGED"``."""
     return str(failure).split(":", 1)[0].upper()

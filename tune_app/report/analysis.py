@@ -22,6 +22,7 @@ import pandas as pd
 from .confirmation import Confirmation, read_confirmation
 from .diagnostics import stalled_trials
 from .equal_budget import Separation, equal_budget, metric_curves, separation
+from .microbatches import micro_batched_trials
 from .importance import Importance, parameter_importance
 from .parameters import Parameter, read_parameters
 from .results import TrialRecord, history_frame, read_data_info, read_spec, read_trials, results_frame
@@ -74,6 +75,7 @@ class Analysis:
     stalled: pd.DataFrame = field(default_factory=pd.DataFrame)  # learned, yet scored at chance
     separations: dict[str, Separation] = field(default_factory=dict)  # the best two values of each table
     confirmation: Confirmation | None = None  # tune-app confirm's verdict, when it ran
+    micro_batched: pd.DataFrame = field(default_factory=pd.DataFrame)  # out of memory, went on in micro-batches
 
     @property
     def chosen_trial(self) -> str | None:
@@ -134,6 +136,7 @@ def analyze(experiment_dir: str | Path, by: Sequence[str] = (), importance: bool
         separations={name: found for name, table in comparisons.items()
                      if (found := separation(results, curves, name, metric, mode, _told(table), table.attrs["epoch"]))},
         confirmation=read_confirmation(experiment_dir),
+        micro_batched=micro_batched_trials(trials),
     )
     return analysis
 

@@ -18,6 +18,7 @@ from .analysis import Analysis, is_missing
 from .blocks import Block
 from .confirmation import confirmation_blocks
 from .diagnostics import CAUSE
+from .microbatches import CAVEAT
 from .formatting import duration, fmt, mean_std, percent, value_range
 from .importance import SEED
 from .results import read_origin
@@ -47,6 +48,9 @@ def build_document(analysis: Analysis) -> list[Block]:
                    Block("text", f"Their training loss fell while `{a.metric}` stayed at its chance level. The likely "
                                  f"cause: {CAUSE}."),
                    Block("table", table=a.stalled.reset_index(drop=True))]
+    if not a.micro_batched.empty:
+        blocks += [Block("h2", "Trials that ran out of memory and went on in micro-batches"), Block("text", CAVEAT),
+                   Block("table", table=a.micro_batched)]
     failed = a.results[a.results["status"].isin(FAILED_STATUSES)]
     if not failed.empty:
         table = failed[["trial_id", "epochs", "error"]].copy()

@@ -175,6 +175,10 @@ class TuneSpec(_Section):
     keep_checkpoints: int = Field(1, ge=1)
     keep_best_trials: int = Field(3, ge=1)
     max_failures: int = Field(2, ge=0)  # restarts of a failed trial, from its last checkpoint
+    # Out of memory: the trial retries its batch in micro-batches of half the size (twice the gradient
+    # accumulation: the same training), halving again down to oom_min_batch images.
+    oom_retry: bool = True
+    oom_min_batch: int = Field(8, ge=1)
     address: str | None = None
     dashboard: Any = False  # local Ray's dashboard: true -> 127.0.0.1:8265, or "host:port"
 
@@ -326,6 +330,8 @@ class ExperimentSpec(_Section):
             epochs=self.train.epochs,
             optimizer=optimizer_options(self.train.optimizer),
             precise_bn=self.train.precise_bn,
+            oom_retry=self.tune.oom_retry,
+            oom_min_batch=self.tune.oom_min_batch,
             seed=self.train.seed if seed is None else seed,
             deterministic=self.train.deterministic,
             device=self.train.device,

@@ -91,6 +91,9 @@ class TrainConfig:
     scheduler: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
     amp: str = "off"
     precise_bn: int | str = "auto"  # auto | off | N batches: BatchNorm statistics recomputed before evaluating
+    # out of memory: retry the batch in micro-batches of half the size, down to oom_min_batch images
+    oom_retry: bool = True
+    oom_min_batch: int = 8
     # reproducibility and placement
     seed: int = 0
     deterministic: bool = False  # cuDNN deterministic, no cuDNN benchmark, torch's deterministic algorithms

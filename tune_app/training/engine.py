@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
-import os
 import random
 import resource
 import sys
@@ -31,40 +29,17 @@ import torch
 
 from .config import TrainConfig
 from .data import DEFAULT_CROP_PCT, INTERPOLATIONS, DataBundle, DataConfig, build_data
+from .faults import injected_oom
 from .freeze import freeze
 from .loading import SplitLoader
 from .losses import create_loss
 from .metrics import create_metrics
+from .microbatch import accumulation, smaller_micro_batch, split
 from .models import count_parameters, create_model
 from .optimizers import create_optimizer
 from .precise_bn import AUTO_IMAGES, needs_recompute, recompute, training_batch_norms
 from .schedulers import Budget, create_scheduler, current_lr
 from .weights import exported_normalization
-
-
-FAULT_ENV = "TUNE_APP_INJECT_FAULT"
-
-
-def injected_oom_epoch(config: TrainConfig) -> int | None:
-    """For failure-injection tests: the epoch whose first step must raise an out-of-memory error.
-
-    ``TUNE_APP_INJECT_FAULT='{"fault": "oom", "epoch": 2, "if": {"loss.name": "focal"}}'`` in the
-    environment makes trials whose config matches every ``if`` entry (dotted keys) raise
-    ``torch.OutOfMemoryError`` at the first step of epoch 2, as a GPU out of memory would; a
-    CPU-only test machine cannot run out of GPU memory any other way.
-    """
-    text = os.environ.get(FAULT_ENV)
-    if not text:
-        return None
-    fault = json.loads(text)
-    values = config.to_dict()
-    for key, expected in fault.get("if", {}).items():
-        value: Any = values
-        for part in key.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        if value != expected:
-            return None
-    return int(fault["epoch"]) if fault.get("fault") == "oom" else None
 
 
 class DivergedError(RuntimeError):
@@ -208,7 +183,9 @@ class TrainingRun:
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=dtype is torch.float16 and cuda)
         self.epoch = 0  # epochs completed
-        self.oom_epoch = injected_oom_epoch(config)
+        # Images per forward pass: the batch, until it runs out of memory (see smaller_micro_batch_after_oom).
+        self.micro_batch = config.batch_size
+        self.injected_oom = injected_oom(config.to_dict())
 
     # ------------------------------------------------------------------ loop
     def epochs(self) -> Iterator[dict[str, float]]:
@@ -229,7 +206,30 @@ class TrainingRun:
         self.epoch += 1
         return {"epoch": self.epoch, **train, **val, "lr": lr, "trainable_params": self.trainable_params,
                 "precise_bn_batches": recomputed, "precise_bn_s": precise_s,
-                "peak_memory_mb": peak_memory_mb(self.device)}
+                "peak_memory_mb": peak_memory_mb(self.device), "micro_batch": self.micro_batch,
+                "accumulation": accumulation(self.config.batch_size, self.micro_batch)}
+
+    def smaller_micro_batch_after_oom(self) -> bool:
+        """After an out-of-memory error: halve the micro-batch (doubling the accumulation) if allowed.
+
+        False when ``oom_retry`` is off or half would go below ``oom_min_batch``: the
+        error stands. The batch, and so the training, stays the same (:mod:`.microbatch`).
+        """
+        smaller = smaller_micro_batch(self.micro_batch, self.config.oom_min_batch) if self.config.oom_retry else None
+        if smaller is None:
+            return False
+        self.micro_batch = smaller
+        return True
+
+    def oom_text(self) -> str:
+        """What ran out of memory, for the trial's failure reason."""
+        config = self.config
+        text = f"out of memory at batch_size {config.batch_size} with amp {config.amp}"
+        if not config.oom_retry:
+            return text + " (tune.oom_retry is off)"
+        return text + (f", even in micro-batches of {self.micro_batch} (tune.oom_min_batch is {config.oom_min_batch})"
+                       if self.micro_batch < config.batch_size else
+                       f" (tune.oom_min_batch {config.oom_min_batch} leaves no smaller micro-batch)")
 
     def precise_bn(self) -> int:
         """Recompute the training BatchNorm layers' statistics as ``train.precise_bn`` says; batches used.
@@ -267,8 +267,7 @@ class TrainingRun:
 
     def train_one_epoch(self, max_steps: int | None = None) -> dict[str, float]:
         """Train on the training set once (or for ``max_steps`` batches, for smoke tests)."""
-        model = self.model
-        model.train()
+        self.model.train()
         loss_sum = torch.zeros((), device=self.device)
         seen = 0
         start = time.perf_counter()
@@ -276,22 +275,42 @@ class TrainingRun:
         for step, (images, targets) in enumerate(batches):
             if step == max_steps:
                 break
-            if step == 0 and self.epoch + 1 == self.oom_epoch:
-                raise torch.OutOfMemoryError(f"CUDA out of memory (injected by {FAULT_ENV})")
-            with self.autocast():
-                loss = self.criterion(model(images), targets)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.schedule.after_step()
-            loss_sum += loss.detach() * len(targets)  # stays on the device: no sync per step
+            loss_sum += self._train_step(images, targets, first_step=step == 0)  # on the device: no sync per step
             seen += len(targets)
         train_loss = (loss_sum / max(seen, 1)).item()
         elapsed = time.perf_counter() - start
         if not math.isfinite(train_loss):
             raise DivergedError(f"training loss is {train_loss} in epoch {self.epoch + 1} (lr={current_lr(self.optimizer):.3g})")
         return {"train_loss": train_loss, "train_throughput": seen / elapsed}
+
+    def _train_step(self, images: torch.Tensor, targets: torch.Tensor, first_step: bool) -> torch.Tensor:
+        """One optimizer step on a batch, in micro-batches; the batch's summed loss. Out of memory: smaller, again."""
+        while True:
+            try:
+                return self._accumulate(images, targets, first_step)
+            except torch.OutOfMemoryError:
+                if not self.smaller_micro_batch_after_oom():
+                    raise
+            # Out of the except block, the failed pass's tensors (its traceback held them) are freed.
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+
+    def _accumulate(self, images: torch.Tensor, targets: torch.Tensor, first_step: bool) -> torch.Tensor:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_sum = torch.zeros((), device=self.device)
+        for part_images, part_targets, share in split(images, targets, self.micro_batch):
+            if self.injected_oom is not None:
+                self.injected_oom.check(self.epoch + 1, first_step, len(part_targets))
+            with self.autocast():
+                loss = self.criterion(self.model(part_images), part_targets)
+            # Weighted by its share, each micro-batch's gradient adds up to the whole batch's mean.
+            self.scaler.scale(loss * share if share != 1.0 else loss).backward()
+            loss_sum += loss.detach() * len(part_targets)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.schedule.after_step()
+        return loss_sum
 
     @torch.inference_mode()
     def evaluate(self, max_steps: int | None = None) -> dict[str, float]:
@@ -303,12 +322,13 @@ class TrainingRun:
         for step, (images, targets) in enumerate(self.val_loader.batches(self.device, self.memory_format, reuse=True)):
             if step == max_steps:
                 break
-            with self.autocast():
-                logits = self.model(images)
-                loss = self.criterion(logits, targets)
-            loss_sum += loss.float() * len(targets)
-            seen += len(targets)
-            metrics.update(logits.float(), targets)
+            for part_images, part_targets, _ in split(images, targets, self.micro_batch):  # the training's size fits
+                with self.autocast():
+                    logits = self.model(part_images)
+                    loss = self.criterion(logits, part_targets)
+                loss_sum += loss.float() * len(part_targets)
+                seen += len(part_targets)
+                metrics.update(logits.float(), part_targets)
         return {"val_loss": (loss_sum / max(seen, 1)).item(), **metrics.compute()}
 
     # ------------------------------------------------------------ checkpoint
@@ -337,6 +357,7 @@ class TrainingRun:
         np_state = np.random.get_state()
         return {
             "epoch": self.epoch,
+            "micro_batch": self.micro_batch,  # a trial that ran out of memory continues at the size that fits
             "config": self.config.to_dict(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -369,3 +390,4 @@ class TrainingRun:
         if "augment" in rng:  # checkpoints written before batch augmentation have none
             self.augment_generator.set_state(rng["augment"])
         self.epoch = int(state["epoch"])
+        self.micro_batch = min(int(state.get("micro_batch", self.micro_batch)), self.config.batch_size)
