@@ -213,3 +213,10 @@ def test_strategy_options_are_canonical_after_validation(tiny_spec_file):
     spec = load_spec(tiny_spec_file, ["tune.scheduler={name: asha, reduction_factor: 3}"])
     assert spec.tune.scheduler_options == {"reduction_factor": 3.0}
     assert isinstance(spec.tune.scheduler_options["reduction_factor"], float)
+
+
+@pytest.mark.parametrize("key", ["int", "float", "str", "bool", "none", "train.float"])
+def test_an_unknown_key_named_like_a_type_is_reported_by_its_name(tmp_path, tiny_spec_data, key):
+    # pydantic's locations end in union members called so; an unknown key of that name is still the key
+    with pytest.raises(SpecError, match=rf"{key.replace('.', '[.]')}: unknown key"):
+        load_spec(write_spec(tmp_path / "s.yaml", tiny_spec_data), [f"{key}="])

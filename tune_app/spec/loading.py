@@ -134,8 +134,11 @@ _UNION_MEMBER = re.compile(r"^(int|float|str|bool|none|(literal|list|dict|tuple|
 
 def _pydantic_problem(err: Mapping[str, Any]) -> Problem:
     loc = tuple(err["loc"])
+    # An unknown key is the last part of its path, whatever it is called (`int` is a key there, not a union member).
+    unknown, loc = (loc[-1:], loc[:-1]) if err["type"] == "extra_forbidden" and loc else ((), loc)
     while loc and isinstance(loc[-1], str) and _UNION_MEMBER.match(loc[-1]):
         loc = loc[:-1]
+    loc += unknown
     path = dotted(loc)
     if err["type"] == "extra_forbidden":
         fields = _fields_at(loc[:-1])
