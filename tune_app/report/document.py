@@ -81,7 +81,7 @@ def _header(a: Analysis) -> tuple[str, ...]:
     if c is not None and c.winner is not None:
         items.append(f"confirmed over {len(c.seeds)} new seeds (tune-app confirm): `{c.winner}` "
                      + ("held" if c.held else f"won instead of `{c.sweep_winner}`")
-                     + f"; best_config.yaml is its config")
+                     + "; best_config.yaml is its config")
     if o.timed_trials:
         items.append(f"compute: {duration(o.trial_seconds)} of trial time over {o.trial_epochs} trial-epochs, "
                      f"{duration(o.mean_trial_seconds)} per trial on average ({o.timed_trials} trials); "
