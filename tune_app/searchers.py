@@ -72,9 +72,18 @@ class StudySearch(OptunaSearch):
             self._ot_study.add_trial(trial)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        from optuna.exceptions import UpdateFinishedTrialError
+
         self._take(trial_id, result)
         self._reported.setdefault(trial_id, set()).add(result.get(ITERATION))
-        super().on_trial_result(trial_id, result)
+        if trial_id in self._completed_trials:
+            return
+        try:
+            super().on_trial_result(trial_id, result)
+        except UpdateFinishedTrialError:
+            # A resumed trial the study had already finished before the driver died: Ray's saved
+            # state still said running, so it reports its final result again. The study has it.
+            self._completed_trials.add(trial_id)
 
     def _take(self, trial_id: str, result: dict) -> bool:
         """Keep the trial's best value and epochs; whether the result holds a finite value."""
