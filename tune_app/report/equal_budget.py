@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
@@ -99,7 +100,7 @@ class Separation:
     def difference(self) -> float:
         return _mean(self.first_values) - _mean(self.second_values)
 
-    @property
+    @cached_property  # the bootstrap runs once; winner, verdict and sentence all read it
     def interval(self) -> tuple[float, float]:
         return bootstrap_difference(self.first_values, self.second_values, self.level)
 
