@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import secrets
 import subprocess
@@ -120,17 +122,15 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
-def token_cluster(tmp_path):
-    """A head node started with `ray start` on a machine holding a token, which turns token auth on.
+@contextlib.contextmanager
+def _ray_start_head(home: Path, cpus: int):
+    """A head node started with `ray start` from ``home``; a token there turns token auth on.
 
-    Returns (address, the head's home directory). Its own home keeps the token out of the
-    tester's ~/.ray; the cluster is stopped by its session id.
+    Yields its address; the cluster is stopped by its session id.
     """
-    home = _home_with_token(tmp_path / "head-home", secrets.token_hex(32))
     port = _free_port()
     env = {**_client_env(home), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    head = subprocess.Popen([RAY_CLI, "start", "--head", f"--port={port}", "--num-cpus=2",
+    head = subprocess.Popen([RAY_CLI, "start", "--head", f"--port={port}", f"--num-cpus={cpus}",
                              "--include-dashboard=false", "--block"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -139,10 +139,102 @@ def token_cluster(tmp_path):
                  60, "the head node's GCS", head)
         address = f"127.0.0.1:{port}"
         wait_for(lambda: gcs_requires_token(address, timeout=2) is not None, 60, "the GCS to answer", head)
-        yield address, home
+        yield address
     finally:
         kill_session(head.pid)
         head.wait(timeout=30)
+
+
+@pytest.fixture
+def token_cluster(tmp_path):
+    """A `ray start` head node on a machine holding a token: (address, the head's home directory).
+
+    Its own home keeps the token out of the tester's ~/.ray.
+    """
+    home = _home_with_token(tmp_path / "head-home", secrets.token_hex(32))
+    with _ray_start_head(home, cpus=2) as address:
+        yield address, home
+
+
+# `ray start --address` for a second node on this machine, kept on loopback. Ray's CLI refuses
+# a worker node while RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 and rewrites a 127.0.0.1 head
+# address to the machine's external IP (for nodes on other machines), where this head does not
+# listen: both are switched off here, and only here; the rest is the CLI as a user runs it.
+_WORKER_NODE = (
+    "import sys\n"
+    "import ray._private.ray_constants as constants, ray._private.services as services\n"
+    "constants.ENABLE_RAY_CLUSTER = True\n"
+    "services.resolve_ip_for_localhost = lambda host: host\n"
+    "from ray.scripts.scripts import main\n"
+    "sys.argv = ['ray', 'start', '--address=' + sys.argv[1], '--num-cpus=1', '--node-ip-address=127.0.0.1', '--block']\n"
+    "main()\n"
+)
+
+
+def _raylet_node_id(session: int) -> str | None:
+    """The node id the raylet of a `ray start` session was given (its ``--node_id=`` argument)."""
+    for pid in session_processes(session):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith("/raylet"):
+            return next((a.split("=", 1)[1] for a in argv if a.startswith("--node_id=")), None)
+    return None
+
+
+def _reported(experiment: Path) -> dict[str, list[dict]]:
+    """Each trial directory's results so far (result.json, one line per epoch)."""
+    found = {}
+    for path in experiment.glob("*/result.json"):
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        found[path.parent.name] = [json.loads(line) for line in lines if line.endswith("}")]
+    return found
+
+
+@pytest.mark.timeout(600)
+def test_a_trial_that_loses_its_node_continues_from_its_checkpoint(tmp_path, tiny_spec_data):
+    home = _home_with_token(tmp_path / "home", secrets.token_hex(32))
+    env = {**_client_env(home), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    with _ray_start_head(home, cpus=1) as address:
+        worker = subprocess.Popen([sys.executable, "-c", _WORKER_NODE, address], env={**env, "RAY_AUTH_MODE": "token"},
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        driver = None
+        try:
+            worker_node = wait_for(lambda: _raylet_node_id(worker.pid), 60, "the worker node's raylet", worker)
+            tiny_spec_data["name"] = "lost"
+            tiny_spec_data["train"]["epochs"] = 6  # 4 epochs to go after the 2 seen: time to kill the node first
+            tiny_spec_data["tune"].update(num_samples=4, scheduler="fifo", max_concurrent=2, max_failures=2)
+            spec = write_spec(tmp_path / "lost.yaml", tiny_spec_data)
+            experiment = tmp_path / "runs" / "lost"
+            driver = subprocess.Popen([sys.executable, "-m", "tune_app", "search", str(spec), "--storage",
+                                       str(tmp_path / "runs"), "--address", address], env=env, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+
+            def running_on_worker() -> list[str]:
+                # a trial with 2 epochs (and their checkpoints) reported from the worker node, and more to go
+                return [name for name, rows in _reported(experiment).items()
+                        if len(rows) >= 2 and rows[-1]["node_id"] == worker_node and rows[-1]["epoch"] < 6]
+
+            lost = wait_for(running_on_worker, 300, "a trial to report 2 epochs on the worker node", driver)[0]
+            kill_session(worker.pid)  # every process of the node at once: raylet, its agents, the trial's worker
+            output, _ = driver.communicate(timeout=400)
+        finally:
+            kill_session(worker.pid)
+            if driver is not None and driver.poll() is None:
+                kill_session(driver.pid)
+    assert driver.returncode == 0, output
+    results = pd.read_csv(experiment / "results.csv")
+    assert (results["status"] == "TERMINATED").all() and (results["epochs"] == 6).all(), results
+    history = pd.read_csv(experiment / "history.csv")
+    assert (history.groupby("trial_id")["epoch"].apply(sorted) == pd.Series([list(range(1, 7))] * 4).values).all()
+    trial = lost.split("_")[2]
+    rows = history[history["trial_id"] == trial].set_index("epoch")
+    restored = rows.loc[rows["node_id"] != worker_node, "restored_from_epoch"]
+    # it went on elsewhere from the checkpoint of an epoch it reported on the lost node, not from scratch
+    assert restored.min() >= 2 and set(rows.loc[: restored.min(), "node_id"]) == {worker_node}, rows
+    assert results.set_index("trial_id").loc[trial, "restarts"] == 1
+    assert f"{trial}" in (experiment / "report.md").read_text().split("## Restarted trials")[1]
 
 
 def test_search_connects_to_a_ray_start_cluster_with_token_auth(tmp_path, tiny_spec_data, token_cluster):

@@ -140,6 +140,13 @@ def test_a_killed_trial_worker_restarts_from_its_last_checkpoint(tmp_path, slow_
     restored = [line for line in lines if line["restored_from_epoch"] > 0]
     assert restored, f"the trial started again from scratch: {epochs}"
     assert restored[0]["epoch"] == restored[0]["restored_from_epoch"] + 1 >= 2
+    # results.csv counts the restart; the report says where the trial went on from
+    results = pd.read_csv(experiment / "results.csv").set_index("trial_id")
+    trial = lines[-1]["trial_id"]
+    assert results.loc[trial, "status"] == "TERMINATED" and results.loc[trial, "restarts"] == 1
+    assert (results.drop(index=trial)["restarts"] == 0).all()
+    section = (experiment / "report.md").read_text().split("## Restarted trials")[1]
+    assert f"| {trial} | TERMINATED | 1 | epoch {restored[0]['restored_from_epoch']} |" in section
 
 
 def test_failing_trials_end_with_their_reason_and_the_sweep_goes_on(tmp_path, tiny_spec_data):

@@ -107,7 +107,8 @@ def exp(tmp_path: Path) -> Path:
 # ------------------------------------------------------------------ results
 def test_results_columns_put_each_family_sub_parameters_right_after_it(exp):
     results = load_results(exp)
-    assert list(results.columns) == ["trial_id", "status", "epochs", "val_acc", *PARAMS, "time_total_s", "error"]
+    assert list(results.columns) == ["trial_id", "status", "epochs", "val_acc", *PARAMS, "time_total_s", "restarts",
+                                     "error"]
 
 
 def test_results_rows_follow_creation_number_not_state_file_order(exp):

@@ -25,11 +25,12 @@ from .equal_budget import Separation, equal_budget, metric_curves, separation
 from .microbatches import micro_batched_trials
 from .importance import Importance, parameter_importance
 from .parameters import Parameter, read_parameters
+from .restarts import restarted_trials
 from .results import TrialRecord, history_frame, read_data_info, read_spec, read_trials, results_frame
 from .tables import compare_values, leaderboard, numeric_effects, status_counts, stopped_early, two_way
 from .timeline import timeline, wall_seconds
 
-FIXED_COLUMNS = ("trial_id", "status", "epochs", "time_total_s", "error")
+FIXED_COLUMNS = ("trial_id", "status", "epochs", "time_total_s", "restarts", "error")
 
 
 @dataclass
@@ -76,6 +77,7 @@ class Analysis:
     separations: dict[str, Separation] = field(default_factory=dict)  # the best two values of each table
     confirmation: Confirmation | None = None  # tune-app confirm's verdict, when it ran
     micro_batched: pd.DataFrame = field(default_factory=pd.DataFrame)  # out of memory, went on in micro-batches
+    restarted: pd.DataFrame = field(default_factory=pd.DataFrame)  # Ray restarted them after a failure
 
     @property
     def chosen_trial(self) -> str | None:
@@ -137,6 +139,7 @@ def analyze(experiment_dir: str | Path, by: Sequence[str] = (), importance: bool
                      if (found := separation(results, curves, name, metric, mode, _told(table), table.attrs["epoch"]))},
         confirmation=read_confirmation(experiment_dir),
         micro_batched=micro_batched_trials(trials),
+        restarted=restarted_trials(trials),
     )
     return analysis
 

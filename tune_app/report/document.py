@@ -19,6 +19,7 @@ from .blocks import Block
 from .confirmation import confirmation_blocks
 from .diagnostics import CAUSE
 from .microbatches import CAVEAT
+from .restarts import TEXT as RESTART_TEXT
 from .formatting import duration, fmt, mean_std, percent, value_range
 from .importance import SEED
 from .results import read_origin
@@ -51,6 +52,8 @@ def build_document(analysis: Analysis) -> list[Block]:
     if not a.micro_batched.empty:
         blocks += [Block("h2", "Trials that ran out of memory and went on in micro-batches"), Block("text", CAVEAT),
                    Block("table", table=a.micro_batched)]
+    if not a.restarted.empty:
+        blocks += [Block("h2", "Restarted trials"), Block("text", RESTART_TEXT), Block("table", table=a.restarted)]
     failed = a.results[a.results["status"].isin(FAILED_STATUSES)]
     if not failed.empty:
         table = failed[["trial_id", "epochs", "error"]].copy()

@@ -34,6 +34,7 @@ class TrialRecord:
     history: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     directory: Path | None = None
+    restarts: int = 0  # Ray restarted it after its worker or node failed (``tune.max_failures``)
 
     def best(self, metric: str, mode: str) -> float | None:
         values = [r[metric] for r in self.history if _is_number(r.get(metric))]
@@ -87,6 +88,7 @@ def read_trials(experiment_dir: str | Path) -> list[TrialRecord]:
         directory = experiment_dir / state["relative_logdir"] if state.get("relative_logdir") else None
         trial = _read_trial(state["trial_id"], state.get("status", "UNKNOWN"), state.get("config", {}), directory,
                             budget)
+        trial.restarts = int(state.get(RESTARTS) or 0)
         if trial.status == "PAUSED" and _finished(trial.history, budget):
             trial.status = "TERMINATED"  # HyperBand can leave a trial paused at its final rung: it is done
         trials.append(trial)
@@ -97,9 +99,16 @@ def read_trials(experiment_dir: str | Path) -> list[TrialRecord]:
     return trials + sorted(unknown, key=_directory_number)
 
 
+RESTARTS = "restarts"  # results.csv's column: Ray's num_failures, from a trial's runtime metadata
+
+
 def _trial_states(experiment_dir: Path) -> list[dict[str, Any]]:
     """Each trial's newest saved state: a resumed run saves a new file; ``tune-app extend`` runs
-    another Tuner in the same directory, whose file holds only its own trials."""
+    another Tuner in the same directory, whose file holds only its own trials.
+
+    Ray saves a trial as [its state, its runtime metadata]; the metadata's ``num_failures``
+    (its restarts after a failure) goes into the state as ``restarts``.
+    """
     runs: list[list[dict[str, Any]]] = []
     by_id: dict[str, dict[str, Any]] = {}
     for path in sorted(experiment_dir.glob("experiment_state-*.json")):  # named by start time: oldest first
@@ -107,11 +116,22 @@ def _trial_states(experiment_dir: Path) -> list[dict[str, Any]]:
         states = []
         for entry in data.get("trial_data", []):
             state = json.loads(entry[0]) if isinstance(entry, list) else entry
-            states.append(state if isinstance(state, dict) else json.loads(state))
+            state = state if isinstance(state, dict) else json.loads(state)
+            metadata = entry[1] if isinstance(entry, list) and len(entry) > 1 else None
+            states.append({**state, RESTARTS: _failures(metadata)})
         runs.append([s for s in states if s.get("trial_id") not in by_id])
         by_id.update((s.get("trial_id"), s) for s in states)
     # Trials in the order of the run that first saved them, within it in creation order.
     return [by_id[s.get("trial_id")] for run in runs for s in sorted(run, key=_trial_number)]
+
+
+def _failures(metadata: Any) -> int:
+    """``num_failures`` of a trial's runtime metadata (a JSON string), 0 when there is none."""
+    try:
+        data = json.loads(metadata) if isinstance(metadata, str) else metadata
+        return int(data.get("num_failures") or 0) if isinstance(data, dict) else 0
+    except (ValueError, TypeError):
+        return 0
 
 
 def _directory_number(trial: TrialRecord) -> tuple[int, str]:
@@ -194,7 +214,7 @@ def parameter_columns(trials: list[TrialRecord]) -> list[str]:
 
 
 def results_frame(trials: list[TrialRecord], metric: str, mode: str) -> pd.DataFrame:
-    """One row per trial: id, status, epochs, best metric, parameters, error."""
+    """One row per trial: id, status, epochs, best metric, parameters, time, restarts, error."""
     params = parameter_columns(trials)
     rows = []
     for trial in trials:
@@ -206,10 +226,11 @@ def results_frame(trials: list[TrialRecord], metric: str, mode: str) -> pd.DataF
             metric: trial.best(metric, mode),
             **{name: trial.config.get(name) for name in params},
             "time_total_s": last.get("time_total_s"),
+            RESTARTS: trial.restarts,
             "error": trial.error,
         }
         rows.append(row)
-    columns = ["trial_id", "status", "epochs", metric, *params, "time_total_s", "error"]
+    columns = ["trial_id", "status", "epochs", metric, *params, "time_total_s", RESTARTS, "error"]
     return pd.DataFrame(rows, columns=columns)
 
 
