@@ -1,6 +1,6 @@
 """Thousands of trials: what each added trial costs the sweep, the driver's memory, and the reports' time.
 
-Two parts (``--part sweeps``, ``--part reports``, default both):
+Three parts (``--part sweeps``, ``--part reports``, ``--part study``; default all):
 
 - sweeps: ``tune-app search`` (each a fresh process) of N one-epoch tiny trials (digits at
   8 px, ``timm/test_resnet``, random search over lr, FIFO, 2 at a time), for each N of
@@ -8,7 +8,12 @@ Two parts (``--part sweeps``, ``--part reports``, default both):
   time an added trial costs beyond its own training:
   ``(wall_b - wall_a) x concurrency / (N_b - N_a) - t_trial`` with ``t_trial`` the median
   ``time_total_s`` of the larger sweep's trials. The driver's peak RSS is its ``VmHWM``,
-  read every second while it runs. Targets: <= 0.3 s per trial, RSS <= 2 GiB.
+  read every second while it runs. Targets: <= 0.3 s per trial, RSS <= 2 GiB. Each sweep
+  also records the share of the driver's time its report rewrites took (``ReportRefresh``
+  logs it at INFO when the sweep ends). Target: <= 2%.
+- study: the Optuna study's cost per trial on the driver (SQLite in a temporary folder: ask,
+  one reported epoch, the three user attributes, tell; what ``StudySearch`` does per trial),
+  at the study's first 40 trials, around 320 and at 2000.
 - reports: a synthetic experiment of ``--report-trials`` (10,000) trials x 20 epochs laid out
   as Ray writes it (``tests/report/synthetic.py``); the time of the final ``write_reports``
   (every file, importance and HTML included) and of an intermediate one (CSV + Markdown,
@@ -23,6 +28,7 @@ Two parts (``--part sweeps``, ``--part reports``, default both):
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import subprocess
 import sys
@@ -57,13 +63,23 @@ def peak_rss(pid: int, stop: threading.Event, seen: list[int]) -> None:
         stop.wait(1.0)
 
 
+# `tune-app search` with tune_app.callbacks' INFO messages shown: the report rewrites' cost
+DRIVER = ("import logging, sys\n"
+          "logging.basicConfig(level=logging.WARNING)\n"
+          "logging.getLogger('tune_app.callbacks').setLevel(logging.INFO)\n"
+          "from tune_app.cli import main\n"
+          "sys.exit(main(sys.argv[1:]))\n")
+REWRITES = re.compile(r"report rewrites while the sweep ran: (?P<count>\d+), (?P<seconds>[\d.]+) s in all, "
+                      r"(?P<share>[\d.]+)% of the driver's")
+
+
 def one_sweep(n: int, root: Path) -> dict:
     import pandas as pd
 
     path = root / f"many-{n}.yaml"
     path.write_text(yaml.safe_dump(spec(n, root / "runs")))
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "tune_app", "search", str(path)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER, "search", str(path)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, cwd=C.ROOT)
     stop, seen = threading.Event(), []
     watcher = threading.Thread(target=peak_rss, args=(proc.pid, stop, seen), daemon=True)
@@ -74,9 +90,13 @@ def one_sweep(n: int, root: Path) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"tune-app search of {n} trials failed:\n{out[-3000:]}")
     results = pd.read_csv(root / "runs" / f"many-{n}" / "results.csv")
+    rewrites = REWRITES.search(out)
     return {"trials": n, "wall_s": wall, "trial_s_median": float(results["time_total_s"].median()),
             "terminated": int((results["status"] == "TERMINATED").sum()),
-            "driver_peak_rss_mib": max(seen) / 1024 if seen else None}
+            "driver_peak_rss_mib": max(seen) / 1024 if seen else None,
+            "report_rewrites": int(rewrites["count"]) if rewrites else None,
+            "report_rewrite_s": float(rewrites["seconds"]) if rewrites else None,
+            "report_rewrite_share_pct": float(rewrites["share"]) if rewrites else None}
 
 
 def sweeps(sizes: list[int]) -> dict:
@@ -91,6 +111,34 @@ def sweeps(sizes: list[int]) -> dict:
         marginal.append({"from": a["trials"], "to": b["trials"], "overhead_s_per_trial": per_trial})
     print(C.table(marginal))
     return {"sweeps": rows, "marginal": marginal}
+
+
+def study_cost(trials: int = 2000) -> dict:
+    """Milliseconds per trial of what StudySearch does with an SQLite study, as the study grows."""
+    sys.path.insert(0, str(C.ROOT))
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    from tune_app.study import rdb_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    per_trial = []
+    with tempfile.TemporaryDirectory(prefix="many-study-") as tmp:
+        study = optuna.create_study(storage=rdb_storage(f"sqlite:///{tmp}/optuna.db"), study_name="many",
+                                    direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+        space = {"lr": FloatDistribution(1e-3, 1e-2, log=True)}
+        for _ in range(trials):
+            start = time.perf_counter()
+            trial = study.ask(fixed_distributions=space)
+            trial.report(0.5, 1)
+            for key in ("ray_trial_id", "epochs", "value"):
+                trial.set_user_attr(key, 1)
+            study.tell(trial, 0.5)
+            per_trial.append(time.perf_counter() - start)
+    rows = [{"trials": f"{a + 1}-{b}", "ms_per_trial_median": 1000 * statistics.median(per_trial[a:b])}
+            for a, b in ((0, 40), (300, 340), (trials - 40, trials))]
+    print(C.table(rows))
+    return {"study": rows}
 
 
 def reports(trials: int, epochs: int, repeats: int) -> dict:
@@ -117,7 +165,7 @@ def reports(trials: int, epochs: int, repeats: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("sweeps", "reports", "both"), default="both")
+    parser.add_argument("--part", choices=("sweeps", "reports", "study", "all"), default="all")
     parser.add_argument("--trials", default="40,320,2000", help="sweep sizes, comma-separated")
     parser.add_argument("--report-trials", type=int, default=10_000)
     parser.add_argument("--report-epochs", type=int, default=20)
@@ -125,9 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out")
     args = parser.parse_args(argv)
     payload: dict = {"machine": C.machine_info(), "git": C.git_state(), "args": vars(args)}
-    if args.part in ("reports", "both"):
+    if args.part in ("reports", "all"):
         payload["reports"] = reports(args.report_trials, args.report_epochs, args.repeats)
-    if args.part in ("sweeps", "both"):
+    if args.part in ("study", "all"):
+        payload.update(study_cost())
+    if args.part in ("sweeps", "all"):
         payload.update(sweeps([int(n) for n in args.trials.split(",")]))
     print(f"written: {C.write_json('many_trials', payload, args.out)}")
     return 0

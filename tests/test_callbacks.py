@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import logging
+import re
 
 from tests.report.synthetic import known
 from tune_app.callbacks import ReportRefresh
@@ -39,3 +41,19 @@ def test_report_refresh_writes_at_most_every_interval_and_backs_off_to_two_perce
     assert refresh.writes == 2 and not refresh.pending and (exp / "results.csv").is_file()
     # with no floor, the interval is 50x the last rewrite's duration: rewrites stay <= 2% of the driver's time
     assert refresh.interval == (refresh.seconds - first) / ReportRefresh.SHARE > 0
+
+
+def test_report_refresh_logs_what_its_rewrites_cost_when_the_sweep_ends(tmp_path, caplog):
+    known(tmp_path / "known")
+    refresh = ReportRefresh(known_spec("known"), Location(str(tmp_path), "known"), every=0.0)
+    refresh.setup()
+    refresh.on_trial_complete(1, [], None)
+    refresh.interval = 0.0  # its back-off passed
+    refresh.on_trial_complete(2, [], None)
+    with caplog.at_level(logging.INFO, logger="tune_app.callbacks"):
+        refresh.on_experiment_end([])
+    line = re.fullmatch(r"report rewrites while the sweep ran: 2, ([\d.]+) s in all, ([\d.]+)% "
+                        r"of the driver's ([\d.]+) s", caplog.messages[-1])
+    assert line, caplog.messages
+    seconds, share, wall = map(float, line.groups())
+    assert seconds == round(refresh.seconds, 2) and 0 < seconds <= wall and 0 < share <= 100

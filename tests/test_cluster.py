@@ -166,7 +166,8 @@ _WORKER_NODE = (
     "constants.ENABLE_RAY_CLUSTER = True\n"
     "services.resolve_ip_for_localhost = lambda host: host\n"
     "from ray.scripts.scripts import main\n"
-    "sys.argv = ['ray', 'start', '--address=' + sys.argv[1], '--num-cpus=1', '--node-ip-address=127.0.0.1', '--block']\n"
+    "sys.argv = ['ray', 'start', '--address=' + sys.argv[1], '--num-cpus=1', '--node-ip-address=127.0.0.1',\n"
+    "            '--block']\n"
     "main()\n"
 )
 
