@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import optuna
 import pandas as pd
 import pytest
 
@@ -63,7 +65,7 @@ def slow_spec(tmp_path, tiny_spec_data):
     return write_spec(tmp_path / "faults.yaml", tiny_spec_data)
 
 
-def test_a_killed_driver_is_finished_by_resume_with_each_trial_once(tmp_path, slow_spec):
+def test_a_killed_driver_is_finished_by_resume_with_each_trial_once_after_the_experiment_moved(tmp_path, slow_spec):
     storage = tmp_path / "runs"
     experiment = storage / "faults"
     proc = start_search(slow_spec, storage)
@@ -78,13 +80,19 @@ def test_a_killed_driver_is_finished_by_resume_with_each_trial_once(tmp_path, sl
     proc.wait(timeout=30)
     before = result_lines(experiment)
     finished_results = {name: before[name] for name in finished}
+    # and the experiment moves (copied off a cluster, renamed): Ray's files and the study name the old path
+    moved = tmp_path / "moved" / "faults"
+    shutil.move(experiment.parent, moved.parent)
 
-    after = resume_to_the_end(experiment, trials=4, epochs=4)
+    after = resume_to_the_end(moved, trials=4, epochs=4)
     for name, lines in finished_results.items():  # finished trials were not trained again
         assert after[name][:4] == lines
         # At most a re-evaluation of the final weights (Ray had not taken in the last result).
         assert all(line["restored_from_epoch"] == 4 and line["val_acc"] == lines[-1]["val_acc"]
                    for line in after[name][4:])
+    assert not storage.exists()  # nothing was written where the experiment had been
+    study = optuna.load_study(study_name="faults", storage=f"sqlite:///{moved / 'optuna.db'}")
+    assert sorted(t.state.name for t in study.trials if t.user_attrs.get("ray_trial_id")) == ["COMPLETE"] * 4
 
 
 def test_sigterm_to_the_whole_job_writes_the_reports_and_resume_finishes_each_trial_once(tmp_path, tiny_spec_data):

@@ -142,15 +142,43 @@ def resume_sweep(
     With ``retry_errored``, errored trials continue from their last checkpoint too;
     ``started`` as for :func:`run_sweep`.
     """
+    from .searchers import experiment_at  # Ray's too: imported once the command runs
+
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    with ray_session(spec.tune.address, verbose=verbose, dashboard=spec.tune.dashboard):
+    with ray_session(spec.tune.address, verbose=verbose, dashboard=spec.tune.dashboard), \
+            experiment_at(location.local):
         from ray import tune
 
         resources = trial_resources(spec.tune.resources)
+        if location.remote is None:
+            _search_state_moved_to(location.local)
         tuner = tune.Tuner.restore(location.remote or str(location.local), trainable=_trainable(spec, data, resources),
                                    resume_unfinished=True, resume_errored=retry_errored)
         _signals_to_caller(started, location)
         return tuner.fit()
+
+
+def _search_state_moved_to(directory: Path) -> None:
+    """Point Ray's saved search state at the experiment's directory, if the experiment moved there.
+
+    Ray's restore moves the trials it saved to the new directory, but its search generator
+    keeps the experiment's old path (Ray 2.60): each trial created after the resume (the
+    rest of ``num_samples``) would write to where the experiment was, and fail. The state
+    is Ray's own file (a pickle Ray loads anyway); the newest is the one Ray restores.
+    """
+    import ray.cloudpickle as cloudpickle
+
+    saved = sorted(directory.glob("search_gen_state-*.json"))
+    if not saved:
+        return
+    state = cloudpickle.loads(saved[-1].read_bytes())
+    storage = getattr(state.get("experiment") if isinstance(state, dict) else None, "storage", None)
+    if storage is None or Path(storage.experiment_fs_path) == directory:
+        return
+    storage.storage_fs_path, storage.experiment_dir_name = str(directory.parent), directory.name
+    temporary = saved[-1].with_name(f".{saved[-1].name}.tmp")
+    temporary.write_bytes(cloudpickle.dumps(state))
+    os.replace(temporary, saved[-1])
 
 
 def _signals_to_caller(started: Callable[[Path | None], None] | None, location: Location) -> None:

@@ -6,16 +6,18 @@ Part of the runner layer: imported only when a search algorithm is built.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from .study import EPOCHS, RAY_TRIAL_ID, VALUE, rdb_storage
+from .study import DB_FILE, EPOCHS, RAY_TRIAL_ID, VALUE, rdb_storage
 from .trial_result import FAILURE, ITERATION, epochs_trained
 
 
@@ -48,6 +50,33 @@ class PointsSearcher(Searcher):
         self.points, self.next_index = state["points"], state["next_index"]
 
 
+_experiment_now_at: Path | None = None  # set while an experiment is resumed (see experiment_at)
+
+
+@contextlib.contextmanager
+def experiment_at(directory: Path) -> Iterator[None]:
+    """While Ray restores a searcher, the experiment's directory now: it may have moved since it was saved."""
+    global _experiment_now_at
+    before, _experiment_now_at = _experiment_now_at, Path(directory)
+    try:
+        yield
+    finally:
+        _experiment_now_at = before
+
+
+def _relocated(url: str) -> str:
+    """A study's SQLite file that is gone, found again in the experiment's directory if it moved there.
+
+    Ray saves the searcher (in ``tuner.pkl`` and the searcher state) with the database's
+    absolute path: an experiment copied from a cluster, or renamed, would resume against
+    a file that is no longer there.
+    """
+    if not url.startswith("sqlite:///") or _experiment_now_at is None:
+        return url
+    saved, here = Path(url.removeprefix("sqlite:///")), _experiment_now_at / DB_FILE
+    return f"sqlite:///{here}" if not saved.exists() and saved.name == DB_FILE and here.is_file() else url
+
+
 class StudySearch(OptunaSearch):
     """Ray's OptunaSearch over a study in a database, told what ``results.csv`` reports.
 
@@ -70,6 +99,41 @@ class StudySearch(OptunaSearch):
                          study_name=study_name, storage=rdb_storage(storage))
         for trial in warm:
             self._ot_study.add_trial(trial)
+
+    # ------------------------------------------------------------ saved state
+    # Ray pickles the searcher (tuner.pkl, and save() for its searcher state). Optuna's storage,
+    # study and trials hold a database connection and its URL: the state keeps the URL and the
+    # study's trial numbers instead, and reconnects, to the moved database if it moved.
+    _CONNECTED = ("_storage", "_ot_study", "_ot_trials")
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if k not in self._CONNECTED}
+        if self._ot_study is not None:
+            state["_study_url"] = self._storage.url
+            state["_trial_ids"] = {ray_id: trial._trial_id for ray_id, trial in self._ot_trials.items()}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        import optuna
+
+        state = dict(state)
+        url, trial_ids = state.pop("_study_url", None), state.pop("_trial_ids", {})
+        self.__dict__.update(state)
+        self._storage = self._ot_study = None
+        self._ot_trials = {}
+        if url is not None:
+            self._storage = rdb_storage(_relocated(url))
+            self._ot_study = optuna.load_study(study_name=self._study_name, storage=self._storage,
+                                               sampler=self._sampler)
+            self._ot_trials = {ray_id: optuna.Trial(self._ot_study, trial_id) for ray_id, trial_id in trial_ids.items()}
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as handle:
+            pickle.dump(self.__getstate__(), handle)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as handle:  # the driver's own file, in the experiment directory
+            self.__setstate__(pickle.load(handle))
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         from optuna.exceptions import UpdateFinishedTrialError
