@@ -26,8 +26,9 @@ def _study_search(experiment):
                        study_name="tiny", epochs=spec.train.epochs)
 
 
+@pytest.mark.parametrize("moved", [True, False], ids=["moved", "copied"])
 @pytest.mark.parametrize("how", ["pickled", "saved"], ids=["tuner.pkl", "searcher-state"])
-def test_a_study_search_saved_in_one_directory_goes_on_in_the_directory_it_moved_to(tmp_path, how):
+def test_a_study_search_saved_in_one_directory_goes_on_in_the_directory_it_moved_to(tmp_path, how, moved):
     from tune_app.searchers import experiment_at
 
     old, new = tmp_path / "cluster" / "exp", tmp_path / "laptop" / "exp"
@@ -41,7 +42,8 @@ def test_a_study_search_saved_in_one_directory_goes_on_in_the_directory_it_moved
     else:  # and saves the searcher's state as a file, which restore() reads
         searcher.save(str(old / "searcher-state.pkl"))
     searcher._storage.remove_session()
-    shutil.move(old.parent, new.parent)  # the experiment moves; nothing is left where it was
+    # the experiment moves (nothing is left where it was) or is copied (the original stays as it is)
+    (shutil.move if moved else shutil.copytree)(old.parent, new.parent)
 
     with experiment_at(new):
         if how == "pickled":
@@ -56,17 +58,20 @@ def test_a_study_search_saved_in_one_directory_goes_on_in_the_directory_it_moved
     study = optuna.load_study(study_name="tiny", storage=study_storage(None, new))
     states = {t.user_attrs.get(RAY_TRIAL_ID): (t.state.name, t.value) for t in study.trials}
     assert states == {"ray-1": ("COMPLETE", 0.6), "ray-2": ("COMPLETE", 0.7), None: ("RUNNING", None)}
-    assert not (tmp_path / "cluster").exists()  # no database was made again at the old path
+    if moved:
+        assert not (tmp_path / "cluster").exists()  # no database was made again at the old path
+    else:  # the original's study is as it was when copied
+        original = optuna.load_study(study_name="tiny", storage=study_storage(None, old))
+        assert [t.state.name for t in original.trials] == ["COMPLETE", "RUNNING"]
 
 
-def test_a_study_elsewhere_that_still_exists_is_kept(tmp_path):
+def test_a_study_elsewhere_is_kept(tmp_path):
     from tune_app.searchers import experiment_at
 
     (tmp_path / "shared").mkdir()
     searcher = _study_search(tmp_path / "shared")  # e.g. tune.study_storage: one database for many experiments
     searcher.suggest("ray-1")
     saved = pickle.dumps(searcher)
-    (tmp_path / "exp").mkdir()
-    (tmp_path / "exp" / "optuna.db").write_bytes(b"")
+    (tmp_path / "exp").mkdir()  # the experiment, which has no optuna.db of its own
     with experiment_at(tmp_path / "exp"):
         assert pickle.loads(saved)._storage.url == f"sqlite:///{tmp_path / 'shared' / 'optuna.db'}"

@@ -65,16 +65,17 @@ def experiment_at(directory: Path) -> Iterator[None]:
 
 
 def _relocated(url: str) -> str:
-    """A study's SQLite file that is gone, found again in the experiment's directory if it moved there.
+    """The experiment's own SQLite study where the experiment is now, if it moved or was copied.
 
     Ray saves the searcher (in ``tuner.pkl`` and the searcher state) with the database's
-    absolute path: an experiment copied from a cluster, or renamed, would resume against
-    a file that is no longer there.
+    absolute path: an experiment moved off a cluster would resume against a file that is no
+    longer there, and a copy would write into the original's study. An experiment whose
+    study lives elsewhere (``tune.study_storage``) has no ``optuna.db`` of its own.
     """
     if not url.startswith("sqlite:///") or _experiment_now_at is None:
         return url
     saved, here = Path(url.removeprefix("sqlite:///")), _experiment_now_at / DB_FILE
-    return f"sqlite:///{here}" if not saved.exists() and saved.name == DB_FILE and here.is_file() else url
+    return f"sqlite:///{here}" if saved.name == DB_FILE and here.is_file() and saved != here else url
 
 
 class StudySearch(OptunaSearch):
