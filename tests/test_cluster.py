@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tune_app.cluster import gcs_requires_token
+from tune_app.cluster import gcs_requires_token, unshared_storage_warning
 
 from .conftest import write_spec
 from .processes import kill_session, session_processes, wait_for
@@ -88,6 +88,21 @@ def test_the_auth_probe_leaves_addresses_it_cannot_ask_to_ray():
     assert gcs_requires_token("127.0.0.1:1", timeout=2) is None  # nothing listens there
 
 
+def _node(address: str, alive: bool = True) -> dict:
+    """One entry of ray.nodes() (the fields the check reads)."""
+    return {"NodeManagerAddress": address, "Alive": alive, "Resources": {"CPU": 1.0}}
+
+
+def test_a_local_storage_path_on_a_cluster_of_several_machines_is_warned_about():
+    two_machines = [_node("10.0.0.1"), _node("10.0.0.2"), _node("10.0.0.3", alive=False)]
+    warning = unshared_storage_warning(two_machines, "/home/me/tune_results")
+    assert "on 2 machines (10.0.0.1, 10.0.0.2)" in warning and "/home/me/tune_results is a local path" in warning
+    assert "s3://" in warning
+    assert unshared_storage_warning(two_machines, "s3://bucket/tune") is None  # every node reaches a URI
+    # nodes on one machine (the loopback clusters of these tests) share its disk
+    assert unshared_storage_warning([_node("127.0.0.1"), _node("127.0.0.1")], "/home/me/tune_results") is None
+
+
 def test_search_on_an_existing_two_node_cluster_uses_both_nodes(tmp_path, tiny_spec_data):
     from ray.cluster_utils import Cluster
 
@@ -108,6 +123,7 @@ def test_search_on_an_existing_two_node_cluster_uses_both_nodes(tmp_path, tiny_s
                                  str(tmp_path / "runs"), "--address", cluster.address],
                                 capture_output=True, text=True, timeout=600, env=_client_env(home))
         assert result.returncode == 0, result.stdout + result.stderr
+        assert "is a local path" not in result.stdout  # both nodes on this machine: its disk is shared
         history = pd.read_csv(tmp_path / "runs" / "cluster" / "history.csv")
         assert history["node_id"].nunique() == 2, history["node_id"].value_counts()
     finally:

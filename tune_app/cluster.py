@@ -172,3 +172,20 @@ def trial_resources(wanted: "ResourcesSpec") -> dict[str, float]:
         raise SpecError([("tune.resources", f"each trial asks for {wanted.cpu:g} CPU and {gpu:g} GPU, but no node "
                                             f"of the cluster has that much (nodes: {have}); trials would wait forever")])
     return {"cpu": float(wanted.cpu), "gpu": float(gpu)}
+
+
+def unshared_storage_warning(nodes: list[dict], storage: str) -> str | None:
+    """What to say when the cluster spans machines and ``storage`` is a local path (``nodes``: ``ray.nodes()``).
+
+    Each node writes its trials' checkpoints under the storage path on its own disk; a trial
+    restarted on another machine (a lost node) then finds no checkpoint unless the path is a
+    filesystem every machine shares. Nodes on one machine (one address) share its disk.
+    """
+    machines = sorted({node["NodeManagerAddress"] for node in nodes
+                       if node.get("Alive") and node.get("NodeManagerAddress")})
+    if len(machines) < 2 or "://" in storage:
+        return None
+    return (f"warning: the cluster's nodes are on {len(machines)} machines ({', '.join(machines)}) and the storage "
+            f"{storage} is a local path: it must be a filesystem every machine shares at that path (NFS and the "
+            f"like), or a trial restarted on another machine cannot find its checkpoints; otherwise use a URI "
+            f"such as s3://bucket/tune")

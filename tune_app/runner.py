@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from .cluster import ray_session, trial_resources
+from .cluster import ray_session, trial_resources, unshared_storage_warning
 from .location import Location
 from .strategies import SEARCH_ALGS, TRIAL_SCHEDULERS
 from .study import study_storage
@@ -91,9 +91,12 @@ def run_sweep(
     """
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the old reporter honours verbose=0
     with ray_session(spec.tune.address, verbose=verbose, dashboard=spec.tune.dashboard, echo=echo):
+        import ray
         from ray import tune
 
         resources = trial_resources(spec.tune.resources)
+        if spec.tune.address and (warning := unshared_storage_warning(ray.nodes(), location.storage)):
+            echo(warning)
         setup = dataclasses.replace(spec.search_setup(), warm=tuple(warm),
                                     study=(study_storage(spec.tune.study_storage, location.local), spec.name))
         scheduler = TRIAL_SCHEDULERS[spec.tune.scheduler].factory(setup, spec.tune.scheduler_options)
