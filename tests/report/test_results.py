@@ -292,3 +292,17 @@ def test_a_result_line_cut_short_by_a_crash_keeps_the_lines_before_it(exp):
 def test_read_trials_on_a_missing_directory_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         read_trials(tmp_path / "nope")
+
+
+def test_restarts_are_read_from_rays_own_runtime_metadata_in_either_layout():
+    from ray.tune.trainable.metadata import _TrainingRunMetadata
+
+    from tune_app.report.results import _failures
+
+    metadata = _TrainingRunMetadata()
+    metadata.num_failures = 2
+    metadata.last_result = {"num_failures": 7}  # a metric of that name further down is not it
+    saved = metadata.get_json_state()  # what Ray writes into experiment_state-*.json
+    assert _failures(saved) == 2
+    assert _failures(json.dumps(json.loads(saved))) == 2  # without Ray's indentation: parsed in full
+    assert _failures(None) == 0 and _failures("not json") == 0

@@ -26,11 +26,11 @@ from .microbatches import micro_batched_trials
 from .importance import Importance, parameter_importance
 from .parameters import Parameter, read_parameters
 from .restarts import restarted_trials
-from .results import TrialRecord, history_frame, read_data_info, read_spec, read_trials, results_frame
+from .results import RESTARTS, TrialRecord, history_frame, read_data_info, read_spec, read_trials, results_frame
 from .tables import compare_values, leaderboard, numeric_effects, status_counts, stopped_early, two_way
 from .timeline import timeline, wall_seconds
 
-FIXED_COLUMNS = ("trial_id", "status", "epochs", "time_total_s", "restarts", "error")
+FIXED_COLUMNS = ("trial_id", "status", "epochs", "time_total_s", RESTARTS, "error")
 
 
 @dataclass

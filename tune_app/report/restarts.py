@@ -17,7 +17,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..trial_result import RESTORED_FROM_EPOCH
-from .results import TrialRecord
+from .results import RESTARTS, TrialRecord
 
 TEXT = ("Ray restarted these trials after their worker process or their node failed (up to `tune.max_failures` "
         "times), each from its last checkpoint; a trial that failed before its first checkpoint started again.")
@@ -30,7 +30,7 @@ def restarted_trials(trials: list[TrialRecord]) -> pd.DataFrame:
         if trial.restarts:
             epochs = sorted({int(r[RESTORED_FROM_EPOCH]) for r in trial.history
                              if isinstance(r.get(RESTORED_FROM_EPOCH), (int, float)) and r[RESTORED_FROM_EPOCH] > 0})
-            rows.append({"trial_id": trial.trial_id, "status": trial.status, "restarts": trial.restarts,
+            rows.append({"trial_id": trial.trial_id, "status": trial.status, RESTARTS: trial.restarts,
                          "went on from": ", ".join(f"epoch {e}" for e in epochs) or "the start (no checkpoint yet)",
                          "failure": trial.error})
     return pd.DataFrame(rows)

@@ -88,7 +88,7 @@ def read_trials(experiment_dir: str | Path) -> list[TrialRecord]:
         directory = experiment_dir / state["relative_logdir"] if state.get("relative_logdir") else None
         trial = _read_trial(state["trial_id"], state.get("status", "UNKNOWN"), state.get("config", {}), directory,
                             budget)
-        trial.restarts = int(state.get(RESTARTS) or 0)
+        trial.restarts = state[RESTARTS]
         if trial.status == "PAUSED" and _finished(trial.history, budget):
             trial.status = "TERMINATED"  # HyperBand can leave a trial paused at its final rung: it is done
         trials.append(trial)
@@ -125,9 +125,16 @@ def _trial_states(experiment_dir: Path) -> list[dict[str, Any]]:
     return [by_id[s.get("trial_id")] for run in runs for s in sorted(run, key=_trial_number)]
 
 
+# Ray writes the metadata with indent=2, num_failures among its first top-level keys: finding it
+# reads a few bytes, where parsing all ~20 KB took 65 us per trial on every report refresh.
+_NUM_FAILURES = re.compile(r'^  "num_failures": (\d+)', re.MULTILINE)
+
+
 def _failures(metadata: Any) -> int:
     """``num_failures`` of a trial's runtime metadata (a JSON string), 0 when there is none."""
-    try:
+    if isinstance(metadata, str) and (found := _NUM_FAILURES.search(metadata)):
+        return int(found.group(1))
+    try:  # another layout: parse it all
         data = json.loads(metadata) if isinstance(metadata, str) else metadata
         return int(data.get("num_failures") or 0) if isinstance(data, dict) else 0
     except (ValueError, TypeError):

@@ -22,6 +22,7 @@ import pandas as pd
 
 from ..trial_result import FAILED_STATUSES
 from .parameters import Parameter
+from .results import RESTARTS
 
 VALUE_COLUMNS = ["trials", "best", "mean", "std", "median", "mean_epochs", "stopped_early", "failed"]
 EFFECT_COLUMNS = ["parameter", "scale", "trials", "spearman", "better", "top_trials", "best_low", "best_high",
@@ -31,7 +32,7 @@ EFFECT_COLUMNS = ["parameter", "scale", "trials", "spearman", "better", "top_tri
 def leaderboard(results: pd.DataFrame, metric: str, mode: str, top: int | None = 10) -> pd.DataFrame:
     """Trials that reported the metric and did not fail, best first; ties keep trial order."""
     ranked = scored(results, metric).sort_values(metric, ascending=mode == "min", kind="stable")
-    ranked = ranked.drop(columns=["error", "restarts"], errors="ignore").reset_index(drop=True)
+    ranked = ranked.drop(columns=["error", RESTARTS], errors="ignore").reset_index(drop=True)
     ranked.index = ranked.index + 1
     ranked.index.name = "rank"
     return ranked if top is None else ranked.head(top)
