@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import copy
+import json
 import os
 import shutil
 import subprocess
@@ -49,6 +50,20 @@ TINY_SPEC = {
 def write_spec(path: Path, data: dict) -> Path:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def result_lines(experiment: Path) -> dict[str, list[dict]]:
+    """Trial directory name -> the result lines reported so far (a line still being written is skipped)."""
+    found = {}
+    for path in experiment.glob("*/result.json"):
+        lines = []
+        for line in path.read_text().splitlines():
+            try:
+                lines.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass
+        found[path.parent.name] = lines
+    return found
 
 
 @pytest.fixture

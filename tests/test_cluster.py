@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import subprocess
@@ -15,7 +14,7 @@ import pytest
 
 from tune_app.cluster import gcs_requires_token, unshared_storage_warning
 
-from .conftest import write_spec
+from .conftest import result_lines, write_spec
 from .processes import kill_session, session_processes, wait_for
 
 pytestmark = pytest.mark.ray
@@ -200,15 +199,6 @@ def _raylet_node_id(session: int) -> str | None:
     return None
 
 
-def _reported(experiment: Path) -> dict[str, list[dict]]:
-    """Each trial directory's results so far (result.json, one line per epoch)."""
-    found = {}
-    for path in experiment.glob("*/result.json"):
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
-        found[path.parent.name] = [json.loads(line) for line in lines if line.endswith("}")]
-    return found
-
-
 @pytest.mark.timeout(600)
 def test_a_trial_that_loses_its_node_continues_from_its_checkpoint(tmp_path, tiny_spec_data):
     home = _home_with_token(tmp_path / "home", secrets.token_hex(32))
@@ -230,7 +220,7 @@ def test_a_trial_that_loses_its_node_continues_from_its_checkpoint(tmp_path, tin
 
             def running_on_worker() -> list[str]:
                 # a trial with 2 epochs (and their checkpoints) reported from the worker node, and more to go
-                return [name for name, rows in _reported(experiment).items()
+                return [name for name, rows in result_lines(experiment).items()
                         if len(rows) >= 2 and rows[-1]["node_id"] == worker_node and rows[-1]["epoch"] < 6]
 
             lost = wait_for(running_on_worker, 300, "a trial to report 2 epochs on the worker node", driver)[0]

@@ -10,9 +10,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from .conftest import write_spec
+from .conftest import result_lines, write_spec
 from .processes import kill_session, wait_for
-from .test_faults import result_lines
 
 pytestmark = pytest.mark.ray
 

@@ -16,7 +16,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from .conftest import write_spec
+from .conftest import result_lines, write_spec
 from .processes import kill_session, wait_for
 
 pytestmark = pytest.mark.ray
@@ -25,20 +25,6 @@ pytestmark = pytest.mark.ray
 def start_search(spec: Path, storage: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "tune_app", "search", str(spec), "--storage", str(storage)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-
-
-def result_lines(experiment: Path) -> dict[str, list[dict]]:
-    """Trial directory name -> the result lines reported so far."""
-    found = {}
-    for path in experiment.glob("*/result.json"):
-        lines = []
-        for line in path.read_text().splitlines():
-            try:
-                lines.append(json.loads(line))
-            except json.JSONDecodeError:
-                pass
-        found[path.parent.name] = lines
-    return found
 
 
 def resume_to_the_end(experiment: Path, trials: int, epochs: int) -> dict[str, list[dict]]:
