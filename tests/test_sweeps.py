@@ -148,6 +148,32 @@ def test_pbt_with_more_trials_than_slots_ends_every_trial_at_its_budget(tmp_path
         assert sum(r.get("epoch") == 3 for r in reported) == 1, (trial.trial_id, [r.get("epoch") for r in reported])
 
 
+def test_slow_saves_of_the_experiment_state_keep_to_their_share_of_the_time(tmp_path, digits16, ray_local,
+                                                                           monkeypatch):
+    """Ray on its own saves the state after each of the 8 checkpoints (keep_checkpoints 1), however long a save
+    takes; each writes every trial's state, so thousands of trials made it slow (benchmarks/many_trials.py)."""
+    from ray.tune.execution.tune_controller import TuneController
+
+    from tune_app.runner import SAVE_SHARE
+
+    delay, saves = 0.5, []  # a save as slow as at ~600 trials
+    save = TuneController.save_to_dir
+
+    def slow_save(self):
+        saves.append(time.monotonic())
+        time.sleep(delay)
+        save(self)
+
+    monkeypatch.setattr(TuneController, "save_to_dir", slow_save)
+    started = time.monotonic()
+    _, results, history, _ = sweep(tmp_path, digits16, "saves", train={"epochs": 8},
+                                   tune={"search_alg": "random", "scheduler": "fifo", "num_samples": 1})
+    took = time.monotonic() - started
+    assert list(results["status"]) == ["TERMINATED"] and list(history["epoch"]) == list(range(1, 9))
+    # The first save, one each SAVE_SHARE x its duration at most, the final one.
+    assert 2 <= len(saves) <= 2 + took // (SAVE_SHARE * delay), (len(saves), took)
+
+
 def test_seeded_random_search_is_reproducible(tmp_path, digits16, ray_local):
     tune = {"search_alg": "random", "scheduler": "fifo", "num_samples": 3, "seed": 7}
     _, first, _, _ = sweep(tmp_path, digits16, "seed-a", tune=tune, train={"epochs": 1})

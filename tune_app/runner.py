@@ -8,10 +8,12 @@ search algorithms and trial schedulers themselves are registries in ``strategies
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from .cluster import ray_session, trial_resources, unshared_storage_warning
 from .location import Location
@@ -128,7 +130,8 @@ def run_sweep(
         tuner = tune.Tuner(_trainable(spec, data, resources), param_space=param_space, tune_config=tune_config,
                            run_config=_run_config(spec, location, echo, verbose))
         _signals_to_caller(started, location)
-        return tuner.fit()
+        with _snapshots_within_their_share():
+            return tuner.fit()
 
 
 def resume_sweep(
@@ -158,7 +161,65 @@ def resume_sweep(
         tuner = tune.Tuner.restore(location.remote or str(location.local), trainable=_trainable(spec, data, resources),
                                    resume_unfinished=True, resume_errored=retry_errored)
         _signals_to_caller(started, location)
-        return tuner.fit()
+        with _snapshots_within_their_share():
+            return tuner.fit()
+
+
+SAVE_SHARE = 19  # a save of Ray's experiment state waits 19 times its duration: at most 5% of the driver's time
+
+
+@contextlib.contextmanager
+def _snapshots_within_their_share() -> Iterator[None]:
+    """Keep Ray's saves of the experiment state to ~5% of the driver's time, also those forced by checkpoints.
+
+    Ray 2.60 forces a save (and waits for the previous upload) whenever a trial has made
+    ``num_to_keep`` checkpoints since the last one, so that the saved state never names a
+    checkpoint its manager has deleted (its own note calls it "a non-performant
+    workaround"). With one checkpoint kept that is a save per checkpoint, and each save
+    writes every trial's state: at 2,000 one-epoch trials the driver spent 1.8 s per trial
+    on it (benchmarks/many_trials.py). Here a forced save waits until ``SAVE_SHARE`` times
+    the last save's duration has passed since it: small sweeps still save after each
+    checkpoint (the trials' ``result.json`` reach the experiment directory with each
+    save), large ones every so many seconds. A state that names deleted checkpoints (a
+    driver killed between two saves) is harmless: the trainable restores from the trial's
+    newest surviving checkpoint (:func:`~tune_app.checkpoints.restorable_state`), and
+    deleting a checkpoint that is already gone is no error.
+    """
+    from ray.train._internal import checkpoint_manager as trial_manager
+    from ray.tune.execution.experiment_state import _ExperimentCheckpointManager as experiment_manager
+
+    delete = getattr(trial_manager, "_delete_fs_path", None)
+    sync = getattr(experiment_manager, "sync_up_experiment_state", None)
+    if delete is None or sync is None:  # another Ray: its own policy
+        yield
+        return
+
+    def sync_within_share(self: Any, save_fn: Callable[[], None], force: bool = False, wait: bool = False) -> None:
+        owed = self._should_force_sync_up  # a trial made its checkpoints since the last save
+        if owed and time.monotonic() - self._last_save_time < SAVE_SHARE * getattr(self, "_tune_app_save_s", 0.0):
+            self._should_force_sync_up = False  # not yet: only if Ray's own period has come
+        before, started = self._last_save_time, time.monotonic()
+        try:
+            sync(self, save_fn, force=force, wait=wait)
+        finally:
+            if self._last_save_time != before:
+                self._tune_app_save_s = time.monotonic() - started
+            # Ray forgets the checkpoints it counted once an upload started: until then the save is owed.
+            self._should_force_sync_up = self._should_force_sync_up or (
+                owed and bool(self._trial_num_checkpoints_since_last_sync))
+
+    def delete_unless_gone(fs: Any, fs_path: str) -> None:
+        try:
+            delete(fs, fs_path)
+        except FileNotFoundError:  # deleted before the driver was killed; the resumed state still named it
+            pass
+
+    with contextlib.ExitStack() as patches:
+        for owner, name, replacement in [(experiment_manager, "sync_up_experiment_state", sync_within_share),
+                                         (trial_manager, "_delete_fs_path", delete_unless_gone)]:
+            patches.callback(setattr, owner, name, getattr(owner, name))
+            setattr(owner, name, replacement)
+        yield
 
 
 def _search_state_moved_to(directory: Path) -> None:
