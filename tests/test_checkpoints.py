@@ -103,3 +103,20 @@ def test_a_restore_from_a_checkpoint_ray_already_deleted_takes_the_newest_left(t
     assert restorable_state(str(tmp_path / "checkpoint_000001"))["epoch"] == 3
     assert restorable_state(str(tmp_path / "checkpoint_000000"))["epoch"] == 1  # there: itself
     assert restorable_state(str(tmp_path / "empty" / "checkpoint_000004")) is None  # nothing left: afresh
+
+
+def test_a_checkpoint_cut_short_is_passed_over_for_the_one_before(tmp_path):
+    # The state names checkpoint 3, deleted since; the driver and its workers were killed while Ray
+    # copied checkpoint 2 into the trial's directory.
+    for index in range(3):
+        write_checkpoint(tmp_path / f"checkpoint_{index:06d}", {"epoch": index + 1, "model": {}}, {"epoch": index + 1})
+    _cut_short(tmp_path / "checkpoint_000002" / "state.pt")
+    assert restorable_state(str(tmp_path / "checkpoint_000003"))["epoch"] == 2
+    for index in range(2):  # none can be read: that error, not a fresh start that would hide it
+        _cut_short(tmp_path / f"checkpoint_{index:06d}" / "state.pt")
+    with pytest.raises(RuntimeError, match="zip archive"):
+        restorable_state(str(tmp_path / "checkpoint_000003"))
+
+
+def _cut_short(path) -> None:
+    path.write_bytes(path.read_bytes()[:100])

@@ -220,14 +220,21 @@ def restorable_state(path: str, filesystem: Any = None, map_location: Any = "cpu
     next save of the experiment state leaves that state naming the deleted one (with a trial
     keeping its best and its latest, any checkpoint but the best goes when the next one
     comes). The trial then continues from its newest surviving checkpoint instead of
-    failing; None when it has none left (it starts afresh).
+    failing; None when it has none left (it starts afresh). A checkpoint cut short (the job
+    killed while Ray copied it into place) is passed over for the one before; when every
+    one fails to load, that error is raised, not a fresh start.
     """
     parent, _, _ = str(path).rstrip("/").rpartition("/")
     store = TrialCheckpoints(parent, filesystem)
     named = SavedCheckpoint(str(path).rstrip("/"), -1)
+    unreadable: Exception | None = None
     for saved in [named, *reversed(store.list())]:
         try:
             return store.load(saved, map_location=map_location)
         except (FileNotFoundError, OSError):
             continue
+        except (RuntimeError, EOFError) as exc:  # torch's "failed reading zip archive", a truncated pickle
+            unreadable = exc
+    if unreadable is not None:
+        raise unreadable
     return None
