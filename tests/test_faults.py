@@ -100,6 +100,7 @@ def test_sigterm_to_the_whole_job_writes_the_reports_and_resume_finishes_each_tr
         kill_session(proc.pid)
     assert proc.returncode == 143, out
     assert "tune-app resume" in out and "Traceback" not in out
+    assert "copied the driver's latest results and state to" in out  # what Ray had not yet copied there
     reported = {(line["trial_id"], line["epoch"]) for lines in result_lines(experiment).values() for line in lines}
     history = pd.read_csv(experiment / "history.csv", dtype={"trial_id": str})
     assert set(zip(history["trial_id"], history["epoch"])) == reported  # every reported epoch, nothing else

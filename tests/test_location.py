@@ -105,3 +105,20 @@ def test_a_sweep_on_s3_is_interrupted_resumed_and_reported_from_the_bucket(tmp_p
                             text=True, timeout=300, env=env)
     assert report.returncode == 0, report.stdout + report.stderr
     assert "## Leaderboard" in read(client, prefix + "report.md")
+
+
+def test_the_drivers_newer_copy_is_brought_into_a_local_experiment_without_checkpoints(tmp_path):
+    from tune_app.location import Location
+
+    staged = tmp_path / "driver_artifacts"
+    (staged / "trial_a" / "checkpoint_000001").mkdir(parents=True)
+    (staged / "trial_a" / "result.json").write_text('{"epoch": 1}\n{"epoch": 2}\n')
+    (staged / "trial_a" / "checkpoint_000001" / "state.pt").write_bytes(b"heavy")
+    (staged / "experiment_state-1.json").write_text("{}")
+    location = Location.create(str(tmp_path / "runs"), "exp")
+    (location.local / "trial_a").mkdir(parents=True)
+    (location.local / "trial_a" / "result.json").write_text('{"epoch": 1}\n')  # as Ray's last copy left it
+    location.push_tree(staged)
+    assert (location.local / "trial_a" / "result.json").read_text() == '{"epoch": 1}\n{"epoch": 2}\n'
+    assert (location.local / "experiment_state-1.json").read_text() == "{}"
+    assert not (location.local / "trial_a" / "checkpoint_000001").exists()  # checkpoints are in place already

@@ -151,13 +151,14 @@ def _run_and_report(spec: Any, location: Location, sweep: Any, quiet: bool = Fal
 
     def interrupted(signal_name: str) -> None:
         echo(f"\n{signal_name}: writing the reports from what is on disk (a second signal exits at once)")
-        if location.remote:  # what the driver had not yet uploaded, for the reports and for resume
-            from .runner import driver_staging
+        # What the driver had not yet copied to the experiment (Ray does with each save of its state, every
+        # 10 s or more on a large sweep): for the reports, and for resume.
+        from .runner import driver_staging
 
-            local_copy = driver_staging(staging[0], location)
-            if local_copy is not None:
-                location.push_tree(local_copy)
-                echo(f"uploaded the driver's latest results and state to {location}")
+        local_copy = driver_staging(staging[0], location)
+        if local_copy is not None:
+            location.push_tree(local_copy)
+            echo(f"{'uploaded' if location.remote else 'copied'} the driver's latest results and state to {location}")
         _, paths = reports()
         echo(f"reports: {paths['report']}")
         echo(f"interrupted; finish the sweep with: tune-app resume {location}")

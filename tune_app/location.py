@@ -142,9 +142,17 @@ class Location:
         return [self.local / name for name in DRIVER_FILES if (self.local / name).is_file()]
 
     def push_tree(self, directory: Path) -> None:
-        """Upload the small files of a local copy of the experiment (no checkpoints) to the remote one."""
-        self.push([p for p in directory.rglob("*") if p.is_file()
-                   and not any(part.startswith(_HEAVY) for part in p.relative_to(directory).parts)], base=directory)
+        """Bring the small files of a newer local copy of the experiment (no checkpoints) into it: uploaded
+        to a remote experiment, copied into a local one."""
+        files = [p for p in directory.rglob("*") if p.is_file()
+                 and not any(part.startswith(_HEAVY) for part in p.relative_to(directory).parts)]
+        if self.remote is not None:
+            self.push(files, base=directory)
+            return
+        for path in files:
+            target = self.local / path.relative_to(directory)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
 
     def filesystem(self):
         """The experiment's pyarrow filesystem and its path there: where Ray's files and checkpoints live."""

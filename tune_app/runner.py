@@ -88,8 +88,8 @@ def run_sweep(
     search algorithm would propose (``tune-app confirm``'s configs and seeds).
     ``started`` is called once Ray runs, just before the trials start: where the caller
     (re)installs its signal handlers, which ``ray.init`` replaced (Tune's own SIGINT
-    handler is then left out). It gets the folder under which Ray's driver stages a
-    remote experiment's files (see :func:`driver_staging`), None for a local one.
+    handler is then left out). It gets the folder under which Ray's driver stages the
+    experiment's files (see :func:`driver_staging`; None if this Ray has no such folder).
     """
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the old reporter honours verbose=0
     with ray_session(spec.tune.address, verbose=verbose, dashboard=spec.tune.dashboard, echo=echo):
@@ -251,7 +251,7 @@ def _signals_to_caller(started: Callable[[Path | None], None] | None, location: 
         return
     # Tune's SIGINT handler stops the sweep through Ray, which a signal to the whole job has already stopped.
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
-    started(_staging_root() if location.remote else None)
+    started(_staging_root())
 
 
 def _staging_root() -> Path | None:
