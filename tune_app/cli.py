@@ -152,7 +152,7 @@ def _run_and_report(spec: Any, location: Location, sweep: Any, quiet: bool = Fal
     def interrupted(signal_name: str) -> None:
         echo(f"\n{signal_name}: writing the reports from what is on disk (a second signal exits at once)")
         # What the driver had not yet copied to the experiment (Ray does with each save of its state, every
-        # 10 s or more on a large sweep): for the reports, and for resume.
+        # few seconds on a large sweep): for the reports, and for resume.
         from .runner import driver_staging
 
         local_copy = driver_staging(staging[0], location)

@@ -129,9 +129,7 @@ def run_sweep(
         )
         tuner = tune.Tuner(_trainable(spec, data, resources), param_space=param_space, tune_config=tune_config,
                            run_config=_run_config(spec, location, echo, verbose))
-        _signals_to_caller(started, location)
-        with _snapshots_within_their_share():
-            return tuner.fit()
+        return _fit(tuner, started)
 
 
 def resume_sweep(
@@ -160,9 +158,7 @@ def resume_sweep(
             _search_state_moved_to(location.local)
         tuner = tune.Tuner.restore(location.remote or str(location.local), trainable=_trainable(spec, data, resources),
                                    resume_unfinished=True, resume_errored=retry_errored)
-        _signals_to_caller(started, location)
-        with _snapshots_within_their_share():
-            return tuner.fit()
+        return _fit(tuner, started)
 
 
 SAVE_SHARE = 19  # a save of Ray's experiment state waits 19 times its duration: at most 5% of the driver's time
@@ -245,13 +241,14 @@ def _search_state_moved_to(directory: Path) -> None:
     os.replace(temporary, saved[-1])
 
 
-def _signals_to_caller(started: Callable[[Path | None], None] | None, location: Location) -> None:
-    """Let the caller handle SIGINT and SIGTERM from here on (see ``run_sweep``)."""
-    if started is None:
-        return
-    # Tune's SIGINT handler stops the sweep through Ray, which a signal to the whole job has already stopped.
-    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
-    started(_staging_root())
+def _fit(tuner: Any, started: Callable[[Path | None], None] | None) -> Any:
+    """Run ``tuner`` with the caller handling SIGINT and SIGTERM (see ``run_sweep``) and Ray's saves in their share."""
+    if started is not None:
+        # Tune's SIGINT handler stops the sweep through Ray, which a signal to the whole job has already stopped.
+        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+        started(_staging_root())
+    with _snapshots_within_their_share():
+        return tuner.fit()
 
 
 def _staging_root() -> Path | None:
@@ -260,15 +257,16 @@ def _staging_root() -> Path | None:
         from ray.train.constants import _get_ray_train_session_dir
 
         return Path(_get_ray_train_session_dir())
-    except Exception:  # another Ray layout: the remote copy, at most a sync period old, is all there is
+    except Exception:  # another Ray layout: Ray's last copy in the experiment, a save old, is all there is
         return None
 
 
 def driver_staging(root: Path | None, location: Location) -> Path | None:
-    """The driver's local copy of a remote experiment's small files, newer than the remote one.
+    """The driver's local copy of the experiment's small files, newer than the experiment's own.
 
-    Ray uploads it every 10 s or more (with each experiment checkpoint); after a signal
-    to the whole job no upload comes again, so the caller uploads it itself. Found
+    Ray copies it there (uploads it, for a remote one) with each save of its experiment
+    state (see :func:`_snapshots_within_their_share`); after a signal to the whole job no
+    copy comes again, so the caller makes it itself. Found
     without Ray (the caller may be handling a signal): ``<root>/<start time>/<name>/driver_artifacts``.
     """
     if root is None:
