@@ -98,7 +98,7 @@ def throughput(args: argparse.Namespace) -> list[dict]:
     import torch
 
     from tune_app.training import build_data
-    from tune_app.training.data import DataConfig
+    from tune_app.training.datasets import DataConfig
 
     sync = C.cuda_sync(args.device)
     on_cpu = not args.device.startswith("cuda")
@@ -161,7 +161,7 @@ def checkpoint_cost(args: argparse.Namespace) -> list[dict]:
     import torch
 
     from tune_app.training import TrainConfig, TrainingRun, build_data
-    from tune_app.training.data import DataConfig
+    from tune_app.training.datasets import DataConfig
 
     sync = C.cuda_sync(args.device)
     rows = []

@@ -24,7 +24,7 @@ import _common as C
 def synthetic(count: int, size: int):
     import numpy as np
 
-    from tune_app.training.data import ArrayDataset, BatchTransform, DataBundle, stored_side
+    from tune_app.training.datasets import ArrayDataset, BatchTransform, DataBundle, stored_side
 
     side = stored_side(size, 0.875)
     pixels = np.random.default_rng(0).integers(0, 256, (count, side, side, 3), dtype=np.uint8)

@@ -75,7 +75,7 @@ def tune_app_batches(root: Path, size: int, batch: int, cache: str, cache_dir: P
     """One pass of the training loader as a trial iterates it; ``raw``: the gather a GPU trial's CPU does."""
     import torch
 
-    from tune_app.training.data import DataConfig, build_data
+    from tune_app.training.datasets import DataConfig, build_data
     from tune_app.training.loading import SplitLoader
 
     data = build_data(DataConfig(dataset="folder", train_dir=str(root / "train"), val_dir=str(root / "val"),
@@ -100,7 +100,7 @@ def time_images(batches: Any, limit: int) -> tuple[float, int]:
 def input_only(root: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     import torch
 
-    from tune_app.training.data import scan_folder, DataConfig
+    from tune_app.training.datasets import scan_folder, DataConfig
 
     torch.set_num_threads(1)
     files = scan_folder(DataConfig(dataset="folder", train_dir=str(root / "train"), val_dir=str(root / "val")))
@@ -132,7 +132,7 @@ def input_only(root: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
 
 # ------------------------------------------------------------------ 2. build and memory
 def build_and_memory(root: Path, args: argparse.Namespace) -> dict[str, Any]:
-    from tune_app.training.data import DataConfig, scan_folder
+    from tune_app.training.datasets import DataConfig, scan_folder
     from tune_app.training.datasets._folder import folder_cache
 
     out: dict[str, Any] = {"builds": []}
@@ -155,7 +155,7 @@ READER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     import numpy as np
-    from tune_app.training.data import DataConfig, build_data
+    from tune_app.training.datasets import DataConfig, build_data
     config = DataConfig(dataset="folder", train_dir=sys.argv[1] + "/train", val_dir=sys.argv[1] + "/val",
                         image_size=224, crop_pct=0.875, cache_dir=sys.argv[2])
     data = build_data(config)
@@ -253,7 +253,7 @@ def main() -> None:
         args.photos, args.repeats, args.per_item_images, args.cache_images = 120, 1, 64, 64
         args.epochs, args.e2e_repeats = 2, 1
         args.work = args.work.with_name(args.work.name + "-quick")
-    from tune_app.training.data import write_sample_photos
+    from tune_app.training.datasets import write_sample_photos
 
     root = args.work / f"photos-{args.photos}"
     if not (root / "train").is_dir():

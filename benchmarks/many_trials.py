@@ -63,10 +63,10 @@ def peak_rss(pid: int, stop: threading.Event, seen: list[int]) -> None:
         stop.wait(1.0)
 
 
-# `tune-app search` with tune_app.callbacks' INFO messages shown: the report rewrites' cost
+# `tune-app search` with tune_app.sweep.callbacks' INFO messages shown: the report rewrites' cost
 DRIVER = ("import logging, sys\n"
           "logging.basicConfig(level=logging.WARNING)\n"
-          "logging.getLogger('tune_app.callbacks').setLevel(logging.INFO)\n"
+          "logging.getLogger('tune_app.sweep.callbacks').setLevel(logging.INFO)\n"
           "from tune_app.cli import main\n"
           "sys.exit(main(sys.argv[1:]))\n")
 REWRITES = re.compile(r"report rewrites while the sweep ran: (?P<count>\d+), (?P<seconds>[\d.]+) s in all, "
@@ -119,7 +119,7 @@ def study_cost(trials: int = 2000) -> dict:
     import optuna
     from optuna.distributions import FloatDistribution
 
-    from tune_app.study import rdb_storage
+    from tune_app.experiment.study import rdb_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     per_trial = []

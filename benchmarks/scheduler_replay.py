@@ -199,7 +199,7 @@ class Oracle:
 
 def asha_factory(spec: Any, options: dict[str, Any]) -> Callable[[], Any]:
     """tune-app's ASHA for ``spec`` with ``options``, told the objective as Ray's Tuner tells it."""
-    from tune_app.strategies import TRIAL_SCHEDULERS
+    from tune_app.sweep.strategies import TRIAL_SCHEDULERS
 
     def make() -> Any:
         scheduler = TRIAL_SCHEDULERS["asha"].factory(spec.search_setup(), options)

@@ -120,7 +120,7 @@ def bare_worker(args: argparse.Namespace) -> int:
     import ray
 
     from tune_app.training import build_data
-    from tune_app.training.data import DataConfig
+    from tune_app.training.datasets import DataConfig
 
     data = build_data(DataConfig(dataset="digits", image_size=IMAGE_SIZE))
     ray.init(**RAY_INIT, logging_level="ERROR")
@@ -196,7 +196,7 @@ def end_to_end(args: argparse.Namespace, work: Path) -> dict[str, list[dict[str,
 def in_process(args: argparse.Namespace, work: Path) -> dict[str, list[dict[str, Any]]]:
     import ray
 
-    from tune_app.runner import run_sweep
+    from tune_app.sweep.runner import run_sweep
     from tune_app.spec import load_spec
     from tune_app.training import build_data
     from tune_app.training.engine import data_config
@@ -267,7 +267,7 @@ def experiment_target(spec: Any, work: Path, name: str) -> Any:
     """The experiment directory ``run_sweep`` writes into, made as the CLI makes it (spec.yaml first)."""
     import yaml
 
-    from tune_app.location import Location
+    from tune_app.experiment.location import Location
 
     location = Location.create(str(work), name)
     location.write_text("spec.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False))

@@ -94,7 +94,7 @@ def asha_sweep(tmp_path_factory) -> Sweep:
 
     Shared by the budget, export and predict tests: one real sweep serves them all.
     """
-    from tune_app.budget import used_bytes
+    from tune_app.sweep.disk import used_bytes
 
     root = tmp_path_factory.mktemp("asha")
     data = copy.deepcopy(TINY_SPEC)

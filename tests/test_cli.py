@@ -53,7 +53,7 @@ def test_the_photos_template_validates_against_a_generated_photo_folder(tmp_path
     import timm
     from safetensors.torch import save_file
 
-    from tune_app.training.data import write_sample_photos
+    from tune_app.training.datasets import write_sample_photos
 
     root = write_sample_photos(tmp_path / "photos", count=12, size=(300, 225))
     weights = tmp_path / "resnet50.safetensors"  # stands in for timm's hub weights: nothing is downloaded

@@ -73,8 +73,8 @@ def test_the_cycle_finder_finds_a_cycle_and_passes_a_tree():
 
 def test_the_import_walker_sees_type_checking_and_lazy_imports():
     graph = {name: imports_of(name, path, package_modules()) for name, path in package_modules().items()}
-    assert "tune_app.spec" in graph["tune_app.runner"]  # under TYPE_CHECKING
-    assert "tune_app.callbacks" in graph["tune_app.runner"]  # inside a function
+    assert "tune_app.spec" in graph["tune_app.sweep.runner"]  # under TYPE_CHECKING
+    assert "tune_app.sweep.callbacks" in graph["tune_app.sweep.runner"]  # inside a function
     assert "tune_app.trial_result" in graph["tune_app.report.results"]  # relative, two levels up
 
 

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from tune_app.cli import main
-from tune_app.training import LOSSES, SCHEDULERS
+from tune_app.training import LOSSES, LR_SCHEDULES
 
 DIGITS = {
     "name": "digits", "task": "classification",
@@ -46,7 +46,7 @@ def test_train_runs_each_loss(tmp_path, capsys, task, loss):
 
 
 @pytest.mark.parametrize("task", sorted(TASKS))
-@pytest.mark.parametrize("scheduler", sorted(SCHEDULERS))
+@pytest.mark.parametrize("scheduler", sorted(LR_SCHEDULES))
 def test_train_runs_each_scheduler_family(tmp_path, capsys, task, scheduler):
     if scheduler == "plateau" and task == "shapes":
         out = train(tmp_path, capsys, {**SHAPES, "search": {"lr": 0.003}}, "scheduler", scheduler)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import RunError, SpecError, TuneAppError
-from .location import Location
+from .experiment.location import Location
 
 DESCRIPTION = "Hyperparameter search for fine-tuning PyTorch image models, on Ray Tune, from one YAML file."
 
@@ -35,7 +35,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     _check_loggers(spec)
     warm = None
     if args.warm_start:
-        from .warm_start import warm_start_for
+        from .experiment.warm_start import warm_start_for
 
         warm = warm_start_for(spec, args.warm_start)
     if args.dry_run:
@@ -49,21 +49,21 @@ def cmd_search(args: argparse.Namespace) -> int:
         echo("dry run: nothing started")
         return 0
     location = Location.create(spec.tune.storage, spec.name)
-    from .runner import run_sweep
-    from .study import check_new_study, study_storage
+    from .sweep.runner import run_sweep
+    from .experiment.study import check_new_study, study_storage
 
     check_new_study(study_storage(spec.tune.study_storage, location.local), spec.name)
     spec = _resolve_weights(spec)
     data = _shared_data(spec)
     _start_experiment(spec, location, data)
     if warm:
-        from .origin import ORIGIN_FILE, add_origin
+        from .experiment.origin import ORIGIN_FILE, add_origin
 
         add_origin(location.local, "warm_start", warm.record())
         location.push([location.local / ORIGIN_FILE])
         echo(warm.describe())
     echo(f"{spec.trial_count()} trials of {spec.model.name} on {spec.data.dataset}: search {spec.tune.search_alg}, "
-         f"trial scheduler {spec.tune.scheduler}, {spec.train.epochs} epochs at most, "
+         f"trial scheduler {spec.tune.trial_scheduler}, {spec.train.epochs} epochs at most, "
          f"objective {spec.mode} {spec.metric}")
     echo(f"experiment: {location}")
     echo(_budget_line(spec))
@@ -73,7 +73,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def _check_loggers(spec: Any) -> None:
     """Each tracker of ``tune.loggers`` has its package, before anything starts."""
-    from .loggers import missing_packages
+    from .spec.loggers import missing_packages
 
     problems = missing_packages(spec.tune.loggers)
     if problems:
@@ -115,7 +115,7 @@ def _start_experiment(spec: Any, location: Location, data: Any) -> None:
     and what the data is (how it was read, its classes and validation preprocessing, for the exported model)."""
     import yaml
 
-    from .export import MODEL_DATA_FILE, data_summary
+    from .experiment.export import MODEL_DATA_FILE, data_summary
 
     _prepare_storage(spec, location)
     location.write_text("spec.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False))
@@ -131,7 +131,7 @@ def _run_and_report(spec: Any, location: Location, sweep: Any, quiet: bool = Fal
     """
     import threading
 
-    from .interrupts import interrupts
+    from .sweep.interrupts import interrupts
     from .report import write_reports
 
     lock = threading.Lock()  # the signal's thread and the main thread may both be writing
@@ -153,7 +153,7 @@ def _run_and_report(spec: Any, location: Location, sweep: Any, quiet: bool = Fal
         echo(f"\n{signal_name}: writing the reports from what is on disk (a second signal exits at once)")
         # What the driver had not yet copied to the experiment (Ray does with each save of its state, every
         # few seconds on a large sweep): for the reports, and for resume.
-        from .runner import driver_staging
+        from .sweep.runner import driver_staging
 
         local_copy = driver_staging(staging[0], location)
         if local_copy is not None:
@@ -188,7 +188,7 @@ def _disk_full_advice(spec: Any, location: Location, results: Any) -> str | None
     """What to free when trials failed for a full disk (their error says so), and how to continue them."""
     import shutil
 
-    from .budget import MB, disk_budget
+    from .sweep.disk import MB, disk_budget
     from .trial_result import is_disk_full
 
     full = results[results["error"].map(is_disk_full)]
@@ -203,7 +203,7 @@ def _disk_full_advice(spec: Any, location: Location, results: Any) -> str | None
 
 def _export_quietly(location: Location) -> str:
     """Write best_model/ after a sweep; what happened, in one line (a sweep never fails for it)."""
-    from .export import export_best_model
+    from .experiment.export import export_best_model
 
     try:
         return export_best_model(location).describe()
@@ -214,13 +214,13 @@ def _export_quietly(location: Location) -> str:
 
 
 def _budget_line(spec: Any) -> str:
-    from .budget import disk_budget
+    from .sweep.disk import disk_budget
 
     return f"disk: {disk_budget(spec).describe()}"
 
 
 def _disk_summary(spec: Any, location: Location) -> None:
-    from .budget import MB, disk_budget, used_bytes
+    from .sweep.disk import MB, disk_budget, used_bytes
 
     if location.remote:
         return
@@ -231,7 +231,7 @@ def _disk_summary(spec: Any, location: Location) -> None:
 
 # ----------------------------------------------------------------- resume
 def cmd_resume(args: argparse.Namespace) -> int:
-    from .runner import resume_sweep
+    from .sweep.runner import resume_sweep
     from .spec import load_spec
 
     location = Location.open(args.dir)
@@ -244,7 +244,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     echo(f"resuming {location}" + (" (errored trials too)" if args.retry_errored else ""))
     code = _run_and_report(spec, location, lambda started: resume_sweep(
         spec, location, data=data, retry_errored=args.retry_errored, verbose=args.verbose, started=started))
-    from .confirm import confirmed_experiment
+    from .experiment.confirm import confirmed_experiment
 
     experiment = confirmed_experiment(location)  # DIR/confirm resumed: DIR's verdict follows
     return _confirmed(experiment, location) if experiment is not None else code
@@ -252,9 +252,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------- extend
 def cmd_extend(args: argparse.Namespace) -> int:
-    from .extend import plan_extension
-    from .origin import ORIGIN_FILE, add_origin
-    from .runner import run_sweep
+    from .experiment.extend import plan_extension
+    from .experiment.origin import ORIGIN_FILE, add_origin
+    from .sweep.runner import run_sweep
     from .spec import load_spec
 
     location = Location.open(args.dir)
@@ -288,7 +288,7 @@ def _prepare_storage(spec: Any, location: Location) -> None:
     except OSError as exc:
         raise SpecError([("tune.storage", f"cannot write the experiment directory {directory}: "
                                           f"{exc.strerror or exc}")]) from None
-    from .budget import LOGS_BYTES, MB, disk_budget
+    from .sweep.disk import LOGS_BYTES, MB, disk_budget
 
     budget = disk_budget(spec)
     need = (0 if location.remote else budget.checkpoints) + LOGS_BYTES
@@ -328,9 +328,9 @@ def _describe(spec: Any, source: str, samples: int) -> None:
 
     space = spec.space
     echo(f"{source}: experiment {spec.name!r}, {spec.trial_count()} trials "
-         f"(search {spec.tune.search_alg}, trial scheduler {spec.tune.scheduler}), objective {spec.mode} {spec.metric}")
+         f"(search {spec.tune.search_alg}, trial scheduler {spec.tune.trial_scheduler}), objective {spec.mode} {spec.metric}")
     if spec.data.dataset == "folder":
-        from .training.data import describe_cache
+        from .training.datasets import describe_cache
         from .training.engine import data_config
 
         try:
@@ -389,11 +389,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- compare
 def cmd_compare(args: argparse.Namespace) -> int:
     from .report import comparison_text, write_comparison
-    from .cluster import ray_session
-    from .runner import run_sweep
-    from .strategies import TRIAL_SCHEDULERS
+    from .sweep.cluster import ray_session
+    from .sweep.runner import run_sweep
+    from .sweep.strategies import TRIAL_SCHEDULERS
     from .spec import load_spec
-    from .study import check_new_study, study_storage
+    from .experiment.study import check_new_study, study_storage
 
     strategies = [s.strip() for s in args.schedulers.split(",") if s.strip()]
     unknown = [s for s in strategies if s not in TRIAL_SCHEDULERS]
@@ -440,9 +440,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- confirm
 def cmd_confirm(args: argparse.Namespace) -> int:
-    from .confirm import confirm_points, confirm_spec, existing_plan, plan_confirmation, write_plan
+    from .experiment.confirm import confirm_points, confirm_spec, existing_plan, plan_confirmation, write_plan
     from .report.confirmation import CONFIRM_DIR, confirmation_tables
-    from .runner import resume_sweep, run_sweep
+    from .sweep.runner import resume_sweep, run_sweep
     from .spec import load_spec
 
     experiment = Location.open(args.dir)
@@ -480,7 +480,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 
 def _confirmed(experiment: Location, confirm: Location) -> int:
     """Write the confirmation's verdict and the experiment's reports from it; print the verdict."""
-    from .confirm import finish_confirmation
+    from .experiment.confirm import finish_confirmation
     from .report.confirmation import confirmation_display
     from .report.summary import text_table
 
@@ -496,7 +496,7 @@ def _confirmed(experiment: Location, confirm: Location) -> int:
 
 # ----------------------------------------------------------------- export
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_best_model
+    from .experiment.export import export_best_model
 
     location = Location.open(args.dir)
     echo(export_best_model(location, trial_id=args.trial, out=args.out).describe())
@@ -505,7 +505,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- predict
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .predict import predict
+    from .experiment.predict import predict
 
     table = predict(args.model_dir, args.paths, top=args.top, out=args.out, batch_size=args.batch_size,
                     device=args.device)
@@ -560,8 +560,8 @@ def _epoch_line(metrics: dict[str, float], epochs: int, seconds: float) -> str:
 
 # ------------------------------------------------------------------- list
 def cmd_list(args: argparse.Namespace) -> int:
-    from .strategies import SEARCH_ALGS, TRIAL_SCHEDULERS
-    from .training import DATASETS, KNOBS, LOSSES, METRICS, SCHEDULERS
+    from .sweep.strategies import SEARCH_ALGS, TRIAL_SCHEDULERS
+    from .training import DATASETS, KNOBS, LOSSES, METRICS, LR_SCHEDULES
     from .training.config import AMP_MODES
     from .training.models import MODEL_SOURCES
     from .training.optimizers import OPTIMIZERS
@@ -572,7 +572,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             echo(f"{name:12s} {info.help}" + (f"\n{'':12s} params: {params}" if params else ""))
 
     what = args.what
-    registries = {"losses": LOSSES, "schedulers": SCHEDULERS, "optimizers": OPTIMIZERS, "search_algs": SEARCH_ALGS,
+    registries = {"losses": LOSSES, "schedulers": LR_SCHEDULES, "optimizers": OPTIMIZERS, "search_algs": SEARCH_ALGS,
                   "trial_schedulers": TRIAL_SCHEDULERS}
     if what in registries:
         registry(registries[what])

@@ -37,7 +37,7 @@ def test_the_report_layer_loads_neither_ray_nor_torch(tmp_path):
         f"exp = known(Path({str(tmp_path)!r}) / 'k')\n"
         "write_reports(exp, by=('loss', 'scheduler'), final=False)\n"
         "summary_text(exp)\n"
-        "print(sorted(m for m in ('ray', 'torch', 'tune_app.spec', 'tune_app.runner') if m in sys.modules))\n"
+        "print(sorted(m for m in ('ray', 'torch', 'tune_app.spec', 'tune_app.sweep.runner') if m in sys.modules))\n"
     )
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from tune_app.training.data import BatchTransform, sample_boxes
+from tune_app.training.datasets import BatchTransform, sample_boxes
 
 PLAIN = dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 

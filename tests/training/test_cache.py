@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tune_app.training.data import (
+from tune_app.training.datasets import (
     ArrayDataset,
     BadImagesError,
     DataConfig,
@@ -107,7 +107,7 @@ def test_two_trials_started_together_build_the_cache_once(photos, tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
-        from tune_app.training.data import DataConfig, scan_folder
+        from tune_app.training.datasets import DataConfig, scan_folder
         from tune_app.training.datasets._folder import folder_cache
         config = DataConfig(dataset="folder", train_dir={str(photos / "train")!r}, val_dir={str(photos / "val")!r},
                             image_size=224, crop_pct=0.875, cache_dir={str(tmp_path / "cache")!r})

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from tune_app.training.data import DATASETS, DataConfig, build_data, generate_shapes
+from tune_app.training.datasets import DATASETS, DataConfig, build_data, generate_shapes
 from tune_app.training.tasks import TASKS
 
 HALF = (0.5, 0.5, 0.5)

@@ -132,7 +132,7 @@ def test_adopting_new_hyperparameters_rescales_the_schedule(digits16):
 
 
 def test_resuming_on_a_cached_photo_folder_keeps_the_order_and_the_augmentation(tmp_path):
-    from tune_app.training.data import write_sample_photos
+    from tune_app.training.datasets import write_sample_photos
 
     root = write_sample_photos(tmp_path / "photos", count=48, size=(120, 90))
     data = DataConfig(dataset="folder", train_dir=str(root / "train"), val_dir=str(root / "val"), image_size=32,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tune_app.training.data import ArrayDataset, BatchLoader, BatchTransform, DataConfig, build_data
+from tune_app.training.datasets import ArrayDataset, BatchLoader, BatchTransform, DataConfig, build_data
 from tune_app.training.loading import SplitLoader
 
 

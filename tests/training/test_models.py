@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 from torch import nn
 from torch.utils.data import DataLoader
 
-from tune_app.training.data import DataConfig, build_data
+from tune_app.training.datasets import DataConfig, build_data
 from tune_app.training.freeze import check_freeze_depth, freeze, stage_count, stage_plan
 from tune_app.training.models import (
     MODEL_SOURCES,
@@ -495,7 +495,7 @@ def test_count_parameters_counts_all_or_only_trainable():
 
 
 def test_an_exported_model_directory_is_pretrained_weights_with_its_own_normalization(tmp_path):
-    from tune_app.export import data_summary, write_model
+    from tune_app.experiment.export import data_summary, write_model
     from tune_app.training.config import TrainConfig
     from tune_app.training.engine import data_config
 

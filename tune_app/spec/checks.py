@@ -16,14 +16,14 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..space import MAX_GRID, Categorical, Conditional, Fixed, IntRange, SearchSpace, SpaceError
-from ..strategies import CONTINUOUS_ONLY, pbt_mutations
+from .space import MAX_GRID, Categorical, Conditional, Fixed, IntRange, SearchSpace, SpaceError
+from ..sweep.strategies import CONTINUOUS_ONLY, pbt_mutations
 from ..training import METRICS
-from ..training.data import DataConfig, check_data
+from ..training.datasets import DataConfig, check_data
 from ..training.freeze import check_freeze_depth
 from ..training.losses import LOSSES
 from ..training.models import check_model_name, stage_count_for
-from ..training.params import unknown_name
+from ..schema import unknown_name
 from ..training.weights import PretrainedWeightsError, exported_config
 from .sections import ExperimentSpec, Problem, user_path
 
@@ -178,7 +178,7 @@ def sampler_has_continuous_parameters(spec: ExperimentSpec) -> list[Problem]:
 def pbt_can_evolve(spec: ExperimentSpec) -> list[Problem]:
     """PBT draws its population at random and mutates continuous parameters every trial has."""
     tune = spec.tune
-    if tune.scheduler != "pbt":
+    if tune.trial_scheduler != "pbt":
         return []
     problems = []
     if tune.search_alg != "random":
@@ -192,7 +192,7 @@ def pbt_can_evolve(spec: ExperimentSpec) -> list[Problem]:
 
 def hyperband_creates_all_trials(spec: ExperimentSpec) -> list[Problem]:
     """HyperBand pauses a whole bracket, so it cannot run under ``max_concurrent``."""
-    if spec.tune.scheduler == "hyperband" and spec.tune.max_concurrent:
+    if spec.tune.trial_scheduler == "hyperband" and spec.tune.max_concurrent:
         return [("tune.max_concurrent", "hyperband pauses trials at each rung until its whole bracket gets there, "
                                         "so it needs every trial created up front; remove max_concurrent "
                                         "(tune.resources still limit what runs at once)")]
@@ -202,11 +202,11 @@ def hyperband_creates_all_trials(spec: ExperimentSpec) -> list[Problem]:
 def checkpoints_for_restores(spec: ExperimentSpec) -> list[Problem]:
     """PBT and HyperBand restore trials from checkpoints, PBT at every perturbation."""
     tune = spec.tune
-    if tune.scheduler in ("pbt", "hyperband") and tune.checkpoint_every == 0:
-        return [("tune.checkpoint_every", f"{tune.scheduler} pauses and restores trials from checkpoints; it "
+    if tune.trial_scheduler in ("pbt", "hyperband") and tune.checkpoint_every == 0:
+        return [("tune.checkpoint_every", f"{tune.trial_scheduler} pauses and restores trials from checkpoints; it "
                                           f"must be >= 1")]
-    interval = tune.scheduler_options.get("perturbation_interval")
-    if tune.scheduler == "pbt" and interval and tune.checkpoint_every and interval % tune.checkpoint_every:
+    interval = tune.trial_scheduler_options.get("perturbation_interval")
+    if tune.trial_scheduler == "pbt" and interval and tune.checkpoint_every and interval % tune.checkpoint_every:
         return [("tune.checkpoint_every", f"must divide pbt's perturbation_interval ({interval}) so a checkpoint "
                                           f"exists at every perturbation")]
     return []

@@ -9,10 +9,10 @@ from typing import Any, Mapping, Sequence
 from pydantic import BaseModel, ValidationError
 
 from ..errors import SpecError
-from ..space import SpaceError, parse_space
+from .space import SpaceError, parse_space
 from ..training import KNOBS
-from ..training.params import did_you_mean
-from ..yamlfile import load_yaml
+from ..schema import did_you_mean
+from .yamlfile import load_yaml
 from .checks import SEARCH_CHECKS, SECTION_CHECKS
 from .overrides import apply_override, dotted, set_path, split_path
 from .sections import ExperimentSpec, Problem
@@ -171,9 +171,14 @@ def _non_text_keys(value: Any, path: str = "") -> list[Problem]:
 def _fields_at(loc: Sequence[Any]) -> list[str]:
     model: Any = ExperimentSpec
     for part in loc:
-        field = model.model_fields.get(part) if isinstance(part, str) else None
+        field = _by_key(model).get(part) if isinstance(part, str) else None
         annotation = getattr(field, "annotation", None)
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return []
         model = annotation
-    return list(model.model_fields)
+    return list(_by_key(model))
+
+
+def _by_key(model: Any) -> dict[str, Any]:
+    """A section's fields by their YAML key (``tune.scheduler`` is the field ``trial_scheduler``)."""
+    return {field.alias or name: field for name, field in model.model_fields.items()}

@@ -16,7 +16,7 @@ import re
 from typing import Any, Sequence
 
 from ..errors import SpecError
-from ..yamlfile import load_yaml
+from .yamlfile import load_yaml
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:

@@ -15,14 +15,14 @@ from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from ..space import SearchSpace
-from ..loggers import LOGGERS
-from ..study import STORAGE_PATTERN
-from ..strategies import SEARCH_ALGS, TRIAL_SCHEDULERS, SearchSetup, StrategyInfo
+from .space import SearchSpace
+from .loggers import LOGGERS
+from ..experiment.study import STORAGE_PATTERN
+from ..sweep.strategies import SEARCH_ALGS, TRIAL_SCHEDULERS, SearchSetup, StrategyInfo
 from ..training import METRICS, TASKS, TrainConfig
-from ..training.data import DataConfig
+from ..training.datasets import DataConfig
 from ..training.optimizers import OPTIMIZERS, optimizer_options
-from ..training.params import OptionError, check_options, unknown_name
+from ..schema import OptionError, check_options, unknown_name
 from ..trial_result import RUN_KEYS, RUN_SEED
 
 Problem = tuple[str, str]  # (dotted path in the file, what is wrong)
@@ -163,8 +163,9 @@ class TuneSpec(_Section):
     num_samples: int = Field(8, ge=1)
     search_alg: str = "optuna"  # or {name: optuna, n_startup_trials: 5}
     search_alg_options: dict[str, Any] = Field(default_factory=dict)
-    scheduler: str = "asha"  # or {name: asha, grace_period: 2}
-    scheduler_options: dict[str, Any] = Field(default_factory=dict)
+    # The trial scheduler (YAML `tune.scheduler`; `search.scheduler` is the LR schedule).
+    trial_scheduler: str = Field("asha", alias="scheduler")  # or {name: asha, grace_period: 2}
+    trial_scheduler_options: dict[str, Any] = Field(default_factory=dict, alias="scheduler_options")
     points_to_evaluate: list[dict[str, Any]] = Field(default_factory=list)  # known-good configs tried first
     max_concurrent: int | None = Field(None, ge=1)
     time_budget_s: float | None = Field(None, gt=0)
@@ -223,13 +224,13 @@ class TuneSpec(_Section):
                 found.append((f"{at}.loggers[{i}]", unknown_name(name, LOGGERS, "logger")))
         if len(set(self.loggers)) != len(self.loggers):
             found.append((f"{at}.loggers", f"names a logger twice: {self.loggers}"))
-        for key, registry in (("search_alg", SEARCH_ALGS), ("scheduler", TRIAL_SCHEDULERS)):
-            name = getattr(self, key)
+        for key, name, options, registry in (
+                ("search_alg", self.search_alg, self.search_alg_options, SEARCH_ALGS),
+                ("scheduler", self.trial_scheduler, self.trial_scheduler_options, TRIAL_SCHEDULERS)):
             if name not in registry:
                 found.append((f"{at}.{key}", unknown_name(name, registry)))
             else:
-                found += _option_problems(f"{at}.{key}", repr(name), registry[name].params,
-                                          getattr(self, f"{key}_options"), "option")
+                found += _option_problems(f"{at}.{key}", repr(name), registry[name].params, options, "option")
         found += self.resources.problems(f"{at}.resources")
         if self.dashboard and self.address:
             found.append((f"{at}.dashboard", "an existing cluster serves its own dashboard (see `ray status` on its "
@@ -240,7 +241,7 @@ class TuneSpec(_Section):
         """This section with the strategies' options in canonical form (``reduction_factor: 2`` -> 2.0)."""
         return self.model_copy(update={
             "search_alg_options": _canonical(SEARCH_ALGS[self.search_alg], self.search_alg_options),
-            "scheduler_options": _canonical(TRIAL_SCHEDULERS[self.scheduler], self.scheduler_options),
+            "trial_scheduler_options": _canonical(TRIAL_SCHEDULERS[self.trial_scheduler], self.trial_scheduler_options),
         })
 
 
@@ -352,7 +353,7 @@ class ExperimentSpec(_Section):
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved spec as plain data (what ``spec.yaml`` holds), mode filled in."""
-        data = self.model_dump(mode="json")
+        data = self.model_dump(mode="json", by_alias=True)
         data["train"]["mode"] = self.mode
         return data
 

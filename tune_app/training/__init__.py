@@ -1,17 +1,17 @@
 """The shared training function: plain PyTorch, no Ray imports."""
 
 from .config import KNOBS, METRICS, TASKS, TrainConfig
-from .data import DATASETS, DataBundle, DataConfig, build_data
+from .datasets import DATASETS, DataBundle, DataConfig, build_data
 from .engine import DivergedError, TrainingRun
 from .losses import LOSSES
-from .schedulers import SCHEDULERS
+from .lr_schedules import LR_SCHEDULES
 
 __all__ = [
     "DATASETS",
     "KNOBS",
     "LOSSES",
     "METRICS",
-    "SCHEDULERS",
+    "LR_SCHEDULES",
     "TASKS",
     "DataBundle",
     "DataConfig",

@@ -2,7 +2,7 @@
 
 :class:`TrainConfig` is what the training function runs from: no Ray, no YAML, no
 pydantic. ``KNOBS`` lists every hyperparameter that may appear under ``search:``:
-either a :class:`~tune_app.training.params.Param` (a value) or a registry (a family
+either a :class:`~tune_app.schema.Param` (a value) or a registry (a family
 such as ``loss`` whose options carry their own parameters).
 """
 
@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .data import DataConfig
+from .datasets import DataConfig
 from .losses import LOSSES
 from .optimizers import OPTIMIZERS
-from .params import Param, fraction, non_negative, one_of, positive
-from .schedulers import SCHEDULERS
+from ..schema import Param, fraction, non_negative, one_of, positive
+from .lr_schedules import LR_SCHEDULES
 from .tasks import METRICS, TASKS  # noqa: F401  (part of this module's public face)
 
 AMP_MODES = ("off", "fp16", "bf16", "auto")
@@ -56,7 +56,7 @@ KNOBS: dict[str, Param | dict] = {
     "amp": one_of(*AMP_MODES, coerce=_amp_from_yaml, help="mixed precision"),
     "freeze_depth": FreezeDepth(),
     "loss": LOSSES,
-    "scheduler": SCHEDULERS,
+    "scheduler": LR_SCHEDULES,
 }
 
 

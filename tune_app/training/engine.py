@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from .config import TrainConfig
-from .data import DEFAULT_CROP_PCT, INTERPOLATIONS, DataBundle, DataConfig, build_data
+from .datasets import DEFAULT_CROP_PCT, INTERPOLATIONS, DataBundle, DataConfig, build_data
 from .faults import injected_oom
 from .freeze import freeze
 from .loading import SplitLoader
@@ -39,7 +39,7 @@ from .microbatch import accumulation, smaller_micro_batch, split
 from .models import count_parameters, create_model
 from .optimizers import create_optimizer
 from .precise_bn import AUTO_IMAGES, needs_recompute, recompute, training_batch_norms
-from .schedulers import Budget, create_scheduler, current_lr
+from .lr_schedules import ScheduleLength, create_lr_schedule, current_lr
 from .weights import exported_normalization
 
 
@@ -175,7 +175,7 @@ class TrainingRun:
         # loss, optimizer, schedule
         self.criterion = create_loss(config.loss, task=config.task, num_classes=self.data.num_classes)
         self.optimizer = create_optimizer(config.optimizer, self.model, config.lr, config.weight_decay, config.momentum)
-        self.schedule = create_scheduler(config.scheduler, self.optimizer, Budget(config.epochs, len(self.train_loader)))
+        self.schedule = create_lr_schedule(config.scheduler, self.optimizer, ScheduleLength(config.epochs, len(self.train_loader)))
 
         # precision: autocast is either a real context or a no-op, so the loop has no branches
         dtype = resolve_amp(config.amp, self.device)

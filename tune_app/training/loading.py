@@ -7,7 +7,7 @@ through a torch ``DataLoader`` (with ``data.num_workers`` processes) that transf
 each item on the CPU.
 
 Example:
-    >>> from tune_app.training.data import DataConfig, build_data
+    >>> from tune_app.training.datasets import DataConfig, build_data
     >>> data = build_data(DataConfig(image_size=16))
     >>> split = SplitLoader(data.val, batch_size=100)
     >>> images, labels = next(split.batches(torch.device("cpu")))

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .params import Param, check_options, fraction, non_negative, positive, unknown_name
+from ..schema import Param, check_options, fraction, non_negative, positive, unknown_name
 from .tasks import TASKS
 
 

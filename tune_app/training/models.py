@@ -39,7 +39,7 @@ from torch import nn
 
 from .freeze import stage_count, stage_plan
 from .meta import build_light
-from .params import close_matches, unknown_name
+from ..schema import close_matches, unknown_name
 from .tasks import TASKS
 from .tv_segmentation import TorchvisionSegmentation
 from .weights import (

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 from torch import nn
 from torch.optim import Optimizer
 
-from .params import Param, check_options, fraction, positive, unknown_name
+from ..schema import Param, check_options, fraction, positive, unknown_name
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,28 @@
-"""Datasets of the shared training function: built-in ones and your own folders.
+"""Datasets of the shared training function: built-in ones that need no download, your own folders.
 
-Every dataset's splits are read a batch at a time (:class:`ArrayDataset` and
-:class:`BatchLoader`) and augmented as batch tensors (:class:`BatchTransform`); folder
-images are decoded once per node into a shared cache (:class:`FolderCache`), or read
-per item with ``data.cache: off`` (:class:`FolderItems`). The public API is
-re-exported by :mod:`tune_app.training.data`.
+A :class:`DataBundle` is everything a trial needs from the data and nothing it can
+rebuild cheaply: in a sweep the driver builds it once and Ray shares it with every
+trial through the object store. Every dataset's splits are read a batch at a time
+(:class:`ArrayDataset` and :class:`BatchLoader`) and augmented as batch tensors
+(:class:`BatchTransform`); folder images are decoded once per node into a shared cache
+(:class:`FolderCache`), or read per item with ``data.cache: off`` (:class:`FolderItems`).
+The implementation lives in private modules; this package is its one public face.
+
+=========  =============================  ==========================================
+dataset    tasks                          what
+=========  =============================  ==========================================
+digits     classification                 sklearn's 8x8 digits, 1797 images, in memory
+shapes     segmentation                   generated shapes with exact masks, in memory
+folder     classification, segmentation   ``data.train_dir`` / ``data.val_dir`` on disk
+=========  =============================  ==========================================
+
+Example:
+    >>> bundle = build_data(DataConfig(dataset="digits", image_size=16))
+    >>> bundle.num_classes, len(bundle.train) + len(bundle.val)
+    (10, 1797)
+    >>> seg = build_data(DataConfig(dataset="shapes", task="segmentation", image_size=32, binary=True))
+    >>> seg.num_classes, tuple(seg.train[0][1].shape)
+    (2, (32, 32))
 """
 
 from __future__ import annotations

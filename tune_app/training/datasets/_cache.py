@@ -40,7 +40,12 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from ...imaging import decode_into
+from . import imaging
+from .imaging import decode_into
+
+# A worker runs imaging.py by its path: `python -m tune_app.training.datasets.imaging` would import the
+# training package (torch, timm) first, seconds per worker, for a module that needs PIL and NumPy only.
+_WORKER = "import runpy, sys; runpy.run_path(sys.argv.pop(1), run_name='__main__')"
 
 VERSION = 1
 CHUNK = 64  # images per task of the decoding pool
@@ -217,7 +222,7 @@ class FolderCache:
 
 
 def _in_processes(task: dict, shares: list[list[dict]], partial: Path) -> Iterator[dict]:
-    """Each share of chunks decoded by a ``python -m tune_app.imaging`` process; results as they come.
+    """Each share of chunks decoded by a worker process running :mod:`.imaging`; results as they come.
 
     Separate interpreters, not a multiprocessing pool: a fork of a process running trial
     threads (Ray's, torch's) can deadlock, and spawn re-runs the user's main script.
@@ -227,7 +232,7 @@ def _in_processes(task: dict, shares: list[list[dict]], partial: Path) -> Iterat
     for w, share in enumerate(shares):
         task_file = partial / f"task-{w}.json"
         task_file.write_text(json.dumps({**task, "chunks": share}))
-        proc = subprocess.Popen([sys.executable, "-m", "tune_app.imaging", str(task_file)], stdout=subprocess.PIPE,
+        proc = subprocess.Popen([sys.executable, "-c", _WORKER, imaging.__file__, str(task_file)], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=_worker_env())
         procs.append(proc)
         threading.Thread(target=_relay, args=(proc, events), daemon=True).start()

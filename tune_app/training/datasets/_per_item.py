@@ -16,7 +16,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ._augment import BatchTransform
-from ...imaging import load_mask, load_rgb, square, square_mask
+from .imaging import load_mask, load_rgb, square, square_mask
 
 
 class FolderItems(Dataset):

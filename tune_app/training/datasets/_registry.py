@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..params import unknown_name
+from ...schema import unknown_name
 from ..tasks import TASKS
 from ._base import DEFAULT_CROP_PCT, DataBundle, DataConfig, DatasetInfo
 from ._folder import IMAGENET_MEAN, IMAGENET_STD, build_folder

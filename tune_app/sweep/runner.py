@@ -1,0 +1,275 @@
+"""Ray Tune assembly: the Tuner of a sweep (trainable, search algorithm, trial scheduler,
+resources, storage, checkpoint and failure policy), and resume.
+
+With ``cluster.py``, ``callbacks.py``, ``tracking.py``, ``searchers.py`` and ``trainable.py`` the only code
+that imports Ray, lazily, so validating a spec does not pay for importing Ray. The
+search algorithms and trial schedulers themselves are registries in ``strategies.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+
+from .cluster import ray_session, trial_resources, unshared_storage_warning
+from ..experiment.location import Location
+from .strategies import SEARCH_ALGS, TRIAL_SCHEDULERS
+from ..experiment.study import study_storage
+from ..trial_result import EPOCH, POINT_KEY
+
+if TYPE_CHECKING:
+    from ..spec import ExperimentSpec
+
+
+# ---------------------------------------------------------------------- sweep
+def _trainable(spec: "ExperimentSpec", data: Any, resources: dict[str, float]) -> Any:
+    from ray import tune
+
+    from .trainable import train_trial
+
+    return tune.with_resources(
+        tune.with_parameters(train_trial, make_config=spec.train_config, data=data,
+                             num_threads=max(1, int(resources["cpu"])), checkpoint_every=spec.tune.checkpoint_every),
+        resources,
+    )
+
+
+def _run_config(spec: "ExperimentSpec", location: Location, echo: Callable[[str], None], verbose: bool) -> Any:
+    from ray import tune
+
+    from .disk import PBT_MIN_KEPT
+    from .callbacks import CheckpointBudget, Progress, ReportRefresh
+    from .tracking import tracking_callbacks
+
+    return tune.RunConfig(
+        name=location.name,
+        storage_path=location.storage,
+        verbose=2 if verbose else 0,
+        callbacks=[Progress(spec, echo), ReportRefresh(spec, location), CheckpointBudget(spec),
+                   *tracking_callbacks(spec, location)],
+        failure_config=tune.FailureConfig(max_failures=spec.tune.max_failures),
+        # Under PBT a trial whose budget is spent ends here, before PBT sees the result: PBT
+        # would pause it at a perturbation on its last epoch (while other trials wait for a
+        # slot) and resume it from that checkpoint, which reports the last epoch again, and so
+        # on for ever. Not for the others: HyperBand must see the last rung's results itself.
+        stop={EPOCH: spec.train.epochs} if spec.tune.trial_scheduler == "pbt" else None,
+        # Per trial, while it can continue: its best checkpoints by the objective and, always, its
+        # latest (Ray's manager never deletes the latest; a NaN failure result ranks last). Once it
+        # cannot, CheckpointBudget takes over. PBT exploits other trials' recent checkpoints:
+        # keeping too few breaks its restores.
+        checkpoint_config=tune.CheckpointConfig(
+            num_to_keep=max(spec.tune.keep_checkpoints, PBT_MIN_KEPT) if spec.tune.trial_scheduler == "pbt"
+            else spec.tune.keep_checkpoints,
+            checkpoint_score_attribute=spec.metric, checkpoint_score_order=spec.mode),
+    )
+
+
+def run_sweep(
+    spec: "ExperimentSpec",
+    location: Location,
+    *,
+    data: Any,
+    echo: Callable[[str], None] = print,
+    verbose: bool = False,
+    warm: Sequence[Any] = (),
+    points: list[dict[str, Any]] | None = None,
+    started: Callable[[Path | None], None] | None = None,
+) -> Any:
+    """Run the experiment on Ray Tune into ``location``; returns Ray's ``ResultGrid``.
+
+    The Optuna study goes to ``tune.study_storage`` or ``<experiment>/optuna.db``, named
+    after the experiment; an existing one (``tune-app extend``) is continued. ``warm``:
+    finished Optuna trials of earlier experiments, given to the study first. With
+    ``points``, exactly those flat configs run, once each, in order, instead of what the
+    search algorithm would propose (``tune-app confirm``'s configs and seeds).
+    ``started`` is called once Ray runs, just before the trials start: where the caller
+    (re)installs its signal handlers, which ``ray.init`` replaced (Tune's own SIGINT
+    handler is then left out). It gets the folder under which Ray's driver stages the
+    experiment's files (see :func:`driver_staging`; None if this Ray has no such folder).
+    """
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the old reporter honours verbose=0
+    with ray_session(spec.tune.address, verbose=verbose, dashboard=spec.tune.dashboard, echo=echo):
+        import ray
+        from ray import tune
+
+        resources = trial_resources(spec.tune.resources)
+        if spec.tune.address and (warning := unshared_storage_warning(ray.nodes(), location.storage)):
+            echo(warning)
+        setup = dataclasses.replace(spec.search_setup(), warm=tuple(warm),
+                                    study=(study_storage(spec.tune.study_storage, location.local), spec.name))
+        scheduler = TRIAL_SCHEDULERS[spec.tune.trial_scheduler].factory(setup, spec.tune.trial_scheduler_options)
+        if spec.tune.trial_scheduler == "pbt":
+            # PBT mutates trial configs itself and refuses search algorithms: the population
+            # is drawn here (given points first) and handed over as one grid of whole configs.
+            population = spec.points_to_evaluate()
+            population += spec.space.sample(spec.tune.num_samples - len(population), seed=spec.search_seed)
+            param_space, search_alg, samples = {POINT_KEY: tune.grid_search(population)}, None, 1
+        elif points is not None:
+            from .searchers import PointsSearcher
+
+            search_alg, param_space, samples = PointsSearcher(points, spec.metric, spec.mode), {}, len(points)
+        else:
+            search_alg = SEARCH_ALGS[spec.tune.search_alg].factory(setup, spec.tune.search_alg_options)
+            param_space, samples = {}, spec.trial_count()
+        tune_config = tune.TuneConfig(
+            metric=spec.metric,
+            mode=spec.mode,
+            search_alg=search_alg,
+            scheduler=scheduler,
+            num_samples=samples,
+            max_concurrent_trials=spec.tune.max_concurrent,
+            time_budget_s=spec.tune.time_budget_s,
+            # A reused actor saves a worker start per trial (5x on short trials), but under PBT
+            # (Ray 2.60, function trainables) exploited trials then lost reported epochs.
+            reuse_actors=spec.tune.trial_scheduler != "pbt",
+        )
+        tuner = tune.Tuner(_trainable(spec, data, resources), param_space=param_space, tune_config=tune_config,
+                           run_config=_run_config(spec, location, echo, verbose))
+        return _fit(tuner, started)
+
+
+def resume_sweep(
+    spec: "ExperimentSpec",
+    location: Location,
+    *,
+    data: Any,
+    retry_errored: bool = False,
+    verbose: bool = False,
+    started: Callable[[Path | None], None] | None = None,
+) -> Any:
+    """Finish an interrupted experiment: finished trials stay, running ones continue from checkpoints.
+
+    With ``retry_errored``, errored trials continue from their last checkpoint too;
+    ``started`` as for :func:`run_sweep`.
+    """
+    from .searchers import experiment_at  # Ray's too: imported once the command runs
+
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    with ray_session(spec.tune.address, verbose=verbose, dashboard=spec.tune.dashboard), \
+            experiment_at(location.local):
+        from ray import tune
+
+        resources = trial_resources(spec.tune.resources)
+        if location.remote is None:
+            _search_state_moved_to(location.local)
+        tuner = tune.Tuner.restore(location.remote or str(location.local), trainable=_trainable(spec, data, resources),
+                                   resume_unfinished=True, resume_errored=retry_errored)
+        return _fit(tuner, started)
+
+
+SAVE_SHARE = 19  # a save of Ray's experiment state waits 19 times its duration: at most 5% of the driver's time
+
+
+@contextlib.contextmanager
+def _snapshots_within_their_share() -> Iterator[None]:
+    """Keep Ray's saves of the experiment state to ~5% of the driver's time, also those forced by checkpoints.
+
+    Ray 2.60 forces a save (and waits for the previous upload) whenever a trial has made
+    ``num_to_keep`` checkpoints since the last one, so that the saved state never names a
+    checkpoint its manager has deleted (its own note calls it "a non-performant
+    workaround"). With one checkpoint kept that is a save per checkpoint, and each save
+    writes every trial's state: at 2,000 one-epoch trials the driver spent 1.8 s per trial
+    on it (benchmarks/many_trials.py). Here a forced save waits until ``SAVE_SHARE`` times
+    the last save's duration has passed since it: small sweeps still save after each
+    checkpoint (the trials' ``result.json`` reach the experiment directory with each
+    save), large ones every so many seconds. A state that names deleted checkpoints (a
+    driver killed between two saves) is harmless: the trainable restores from the trial's
+    newest surviving checkpoint (:func:`~tune_app.experiment.checkpoints.restorable_state`), and
+    deleting a checkpoint that is already gone is no error.
+    """
+    from ray.train._internal import checkpoint_manager as trial_manager
+    from ray.tune.execution.experiment_state import _ExperimentCheckpointManager as experiment_manager
+
+    delete = getattr(trial_manager, "_delete_fs_path", None)
+    sync = getattr(experiment_manager, "sync_up_experiment_state", None)
+    if delete is None or sync is None:  # another Ray: its own policy
+        yield
+        return
+
+    def sync_within_share(self: Any, save_fn: Callable[[], None], force: bool = False, wait: bool = False) -> None:
+        owed = self._should_force_sync_up  # a trial made its checkpoints since the last save
+        if owed and time.monotonic() - self._last_save_time < SAVE_SHARE * getattr(self, "_tune_app_save_s", 0.0):
+            self._should_force_sync_up = False  # not yet: only if Ray's own period has come
+        before, started = self._last_save_time, time.monotonic()
+        try:
+            sync(self, save_fn, force=force, wait=wait)
+        finally:
+            if self._last_save_time != before:
+                self._tune_app_save_s = time.monotonic() - started
+            # Ray forgets the checkpoints it counted once an upload started: until then the save is owed.
+            self._should_force_sync_up = self._should_force_sync_up or (
+                owed and bool(self._trial_num_checkpoints_since_last_sync))
+
+    def delete_unless_gone(fs: Any, fs_path: str) -> None:
+        try:
+            delete(fs, fs_path)
+        except FileNotFoundError:  # deleted before the driver was killed; the resumed state still named it
+            pass
+
+    with contextlib.ExitStack() as patches:
+        for owner, name, replacement in [(experiment_manager, "sync_up_experiment_state", sync_within_share),
+                                         (trial_manager, "_delete_fs_path", delete_unless_gone)]:
+            patches.callback(setattr, owner, name, getattr(owner, name))
+            setattr(owner, name, replacement)
+        yield
+
+
+def _search_state_moved_to(directory: Path) -> None:
+    """Point Ray's saved search state at the experiment's directory, if the experiment moved there.
+
+    Ray's restore moves the trials it saved to the new directory, but its search generator
+    keeps the experiment's old path (Ray 2.60): each trial created after the resume (the
+    rest of ``num_samples``) would write to where the experiment was, and fail. The state
+    is Ray's own file (a pickle Ray loads anyway); the newest is the one Ray restores.
+    """
+    import ray.cloudpickle as cloudpickle
+
+    saved = sorted(directory.glob("search_gen_state-*.json"))
+    if not saved:
+        return
+    state = cloudpickle.loads(saved[-1].read_bytes())
+    storage = getattr(state.get("experiment") if isinstance(state, dict) else None, "storage", None)
+    if storage is None or Path(storage.experiment_fs_path) == directory:
+        return
+    storage.storage_fs_path, storage.experiment_dir_name = str(directory.parent), directory.name
+    temporary = saved[-1].with_name(f".{saved[-1].name}.tmp")
+    temporary.write_bytes(cloudpickle.dumps(state))
+    os.replace(temporary, saved[-1])
+
+
+def _fit(tuner: Any, started: Callable[[Path | None], None] | None) -> Any:
+    """Run ``tuner`` with the caller handling SIGINT and SIGTERM (see ``run_sweep``) and Ray's saves in their share."""
+    if started is not None:
+        # Tune's SIGINT handler stops the sweep through Ray, which a signal to the whole job has already stopped.
+        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+        started(_staging_root())
+    with _snapshots_within_their_share():
+        return tuner.fit()
+
+
+def _staging_root() -> Path | None:
+    """Ray's local folder of this session's staged experiment files (Ray 2.x: ``<session>/artifacts``)."""
+    try:
+        from ray.train.constants import _get_ray_train_session_dir
+
+        return Path(_get_ray_train_session_dir())
+    except Exception:  # another Ray layout: Ray's last copy in the experiment, a save old, is all there is
+        return None
+
+
+def driver_staging(root: Path | None, location: Location) -> Path | None:
+    """The driver's local copy of the experiment's small files, newer than the experiment's own.
+
+    Ray copies it there (uploads it, for a remote one) with each save of its experiment
+    state (see :func:`_snapshots_within_their_share`); after a signal to the whole job no
+    copy comes again, so the caller makes it itself. Found
+    without Ray (the caller may be handling a signal): ``<root>/<start time>/<name>/driver_artifacts``.
+    """
+    if root is None:
+        return None
+    found = sorted(root.glob(f"*/{location.name}/driver_artifacts"), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
