@@ -141,12 +141,20 @@ def one_of(*choices: str, coerce: Callable[[Any], Any] | None = None, help: str 
 
 
 # ------------------------------------------------------------ checking options
-class Schema(Protocol):
-    """What :func:`check_options` needs of a parameter: :class:`Param`, or a duck-typed equal."""
+class ParamSchema(Protocol):
+    """What a value parameter offers: :class:`Param`, or a duck-typed equal (``freeze_depth``'s)."""
+
+    kind: type
 
     def check(self, value: Any) -> Any: ...
 
     def describe(self) -> str: ...
+
+
+class OptionInfo(Protocol):
+    """A registry entry (a loss, an LR schedule, an optimizer, a strategy): the parameters it accepts."""
+
+    params: Mapping[str, ParamSchema]
 
 
 def close_matches(word: Any, known: Iterable[Any], n: int = 1, cutoff: float = 0.5) -> list[str]:
@@ -191,7 +199,7 @@ class OptionError(ValueError):
         self.key, self.unknown, self.reason = key, unknown, reason
 
 
-def check_options(owner: str, schema: Mapping[str, Schema], values: Mapping[str, Any],
+def check_options(owner: str, schema: Mapping[str, ParamSchema], values: Mapping[str, Any],
                   what: str = "parameter") -> dict[str, Any]:
     """Each of ``values`` checked against its entry of ``schema``, in canonical form.
 
