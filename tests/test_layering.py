@@ -1,4 +1,5 @@
-"""The package's layers: no import cycles anywhere, and validating a spec never loads Ray."""
+"""The package's layers: no import cycles anywhere, each package imports only the layers below it, Ray only
+in sweep/, and validating a spec or writing reports never loads Ray."""
 
 from __future__ import annotations
 
@@ -95,4 +96,84 @@ def test_validating_a_spec_imports_no_ray():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+# What each package of tune_app may import from the others (lazy and TYPE_CHECKING imports included).
+# cli is on top and imports anything. The one exception to "downward only": the spec layer checks
+# tune.search_alg / tune.scheduler against sweep.strategies' registries (a module that loads no Ray and
+# imports no other sweep module), as it checks the losses against training's.
+BASE = {"tune_app", "tune_app.errors", "tune_app.schema", "tune_app.trial_result"}
+LAYERS = {
+    "tune_app.sweep": {"tune_app.sweep", "tune_app.experiment", "tune_app.spec", "tune_app.training",
+                       "tune_app.report"},
+    "tune_app.experiment": {"tune_app.experiment", "tune_app.spec", "tune_app.training", "tune_app.report"},
+    "tune_app.spec": {"tune_app.spec", "tune_app.training", "tune_app.sweep.strategies"},
+    "tune_app.training": {"tune_app.training"},
+    "tune_app.report": {"tune_app.report"},
+    "tune_app.schema": set(),
+    "tune_app.errors": set(),
+    "tune_app.trial_result": set(),
+}
+
+
+def layer_of(module: str) -> str | None:
+    return next((layer for layer in sorted(LAYERS, key=len, reverse=True)
+                 if module == layer or module.startswith(layer + ".")), None)
+
+
+def test_each_package_imports_only_the_layers_below_it():
+    modules = package_modules()
+    wrong = []
+    for name, path in modules.items():
+        layer = layer_of(name)
+        if layer is None:  # cli, __main__, the package itself
+            continue
+        allowed = LAYERS[layer] | BASE
+        for target in imports_of(name, path, modules):
+            if not any(target == a or target.startswith(a + ".") for a in allowed - {"tune_app"}) \
+                    and target != "tune_app":
+                wrong.append(f"{name} -> {target}")
+    assert not wrong, "imports against the layers:\n" + "\n".join(wrong)
+
+
+def test_the_layer_check_sees_an_upward_import():
+    # training importing the spec layer would be reported: the rule is not vacuous
+    layer = layer_of("tune_app.training.engine")
+    assert layer == "tune_app.training" and "tune_app.spec" not in LAYERS[layer]
+    assert layer_of("tune_app.sweep.strategies") == "tune_app.sweep" and layer_of("tune_app.cli") is None
+
+
+def ray_imports(path: Path) -> list[str]:
+    """Every import of Ray in a file, anywhere in it (functions and TYPE_CHECKING blocks included)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+        found += [n for n in names if n == "ray" or n.startswith("ray.")]
+    return found
+
+
+def test_only_the_sweep_package_imports_ray():
+    outside = {str(p.relative_to(ROOT)): ray_imports(p) for p in sorted(PACKAGE.rglob("*.py"))
+               if "sweep" not in p.relative_to(PACKAGE).parts[:1]}
+    assert {path: names for path, names in outside.items() if names} == {}
+    assert ray_imports(PACKAGE / "sweep" / "runner.py")  # the walker finds Ray where it is imported
+
+
+def test_writing_the_reports_of_an_experiment_imports_no_ray(tmp_path):
+    code = (
+        "import sys; sys.path.insert(0, '.')\n"
+        "from pathlib import Path\n"
+        "import yaml\n"
+        "from tests.report.synthetic import known\n"
+        f"exp = known(Path({str(tmp_path)!r}) / 'k')\n"
+        "(exp / 'spec.yaml').write_text(yaml.safe_dump({'name': 'k', 'train': {'metric': 'val_acc'}}))\n"
+        "from tune_app.cli import main\n"
+        "assert main(['report', str(exp), '--format', 'csv', 'md']) == 0\n"
+        "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "results.csv" in out.stdout
     assert out.stdout.strip().splitlines()[-1] == "[]"

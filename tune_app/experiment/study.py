@@ -14,13 +14,10 @@ Example:
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 DB_FILE = "optuna.db"
-# SQLAlchemy URLs of the databases a study may live in (the driver of each needs the driver package).
-STORAGE_PATTERN = re.compile(r"^(sqlite|postgresql|mysql)(\+\w+)?://\S*$")
 # User attributes tune-app sets on each Optuna trial.
 RAY_TRIAL_ID = "ray_trial_id"
 VALUE = "value"  # a stopped (pruned) trial's best value: Optuna keeps none for it

@@ -17,13 +17,16 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from .space import SearchSpace
 from .loggers import LOGGERS
-from ..experiment.study import STORAGE_PATTERN
 from ..sweep.strategies import SEARCH_ALGS, TRIAL_SCHEDULERS, SearchSetup, StrategyInfo
 from ..training import METRICS, TASKS, TrainConfig
 from ..training.datasets import DataConfig
 from ..training.optimizers import OPTIMIZERS, optimizer_options
 from ..schema import OptionError, check_options, unknown_name
+from ..errors import SpecError
 from ..trial_result import RUN_KEYS, RUN_SEED
+
+# SQLAlchemy URLs of the databases an Optuna study may live in (the driver of each needs the driver package).
+STORAGE_PATTERN = re.compile(r"^(sqlite|postgresql|mysql)(\+\w+)?://\S*$")
 
 Problem = tuple[str, str]  # (dotted path in the file, what is wrong)
 
@@ -350,6 +353,20 @@ class ExperimentSpec(_Section):
         changed = self.model_copy(update={"model": self.model.model_copy(update={"pretrained": pretrained})})
         changed._space = self._space
         return changed
+
+    def with_weights_resolved(self) -> "ExperimentSpec":
+        """``pretrained: true`` -> the cached weights file, found (or fetched) once here, never by each trial.
+
+        Raises:
+            SpecError: The weights cannot be found (the message says how to pass a local file).
+        """
+        from ..training.models import PretrainedWeightsError, resolve_pretrained
+
+        try:
+            resolved = resolve_pretrained(self.model.name, self.model.pretrained, encoder=self.model.encoder)
+        except PretrainedWeightsError as exc:
+            raise SpecError([("model.pretrained", str(exc))]) from None
+        return self.with_weights(str(resolved) if resolved else False)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved spec as plain data (what ``spec.yaml`` holds), mode filled in."""

@@ -1,0 +1,278 @@
+"""An experiment's lifecycle around its sweeps: storage, files, signals, reports, export.
+
+``tune-app search``, ``resume``, ``extend``, ``compare`` and ``confirm`` all run sweeps
+the same way: the experiment directory is checked (it can hold the sweep's checkpoints)
+and written (``spec.yaml``, ``parameters.json``, ``data.json``) before anything trains;
+while the sweep runs, SIGTERM / SIGINT write the reports from what is on disk (see
+:mod:`.interrupts`); whatever happened, the reports are written when it ends, then the
+best model is exported and what the disk holds is said. :class:`Experiment` is that
+sequence, once.
+
+Example:
+    >>> from tune_app.spec import load_spec
+    >>> experiment = Experiment.create(load_spec("quickstart"))  # doctest: +SKIP
+    >>> experiment.search()  # doctest: +SKIP
+    0
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from ..errors import RunError, SpecError
+from ..experiment.location import Location
+from .disk import LOGS_BYTES, MB, disk_budget, used_bytes
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..spec import ExperimentSpec
+    from ..training.datasets import DataBundle
+
+Echo = Callable[[str], None]
+
+
+def check_loggers(spec: ExperimentSpec) -> None:
+    """Each tracker of ``tune.loggers`` has its package, before anything starts."""
+    from ..spec.loggers import missing_packages
+
+    problems = missing_packages(spec.tune.loggers)
+    if problems:
+        raise SpecError(problems)
+
+
+def new_location(spec: ExperimentSpec, *, study: bool = True) -> Location:
+    """Where a new experiment goes; nothing may be there yet, nor (``study``) an Optuna study of its name."""
+    from ..experiment.study import check_new_study, study_storage
+
+    location = Location.create(spec.tune.storage, spec.name)
+    if study:
+        check_new_study(study_storage(spec.tune.study_storage, location.local), spec.name)
+    return location
+
+
+def shared_data(spec: ExperimentSpec, echo: Echo = print) -> DataBundle:
+    """The datasets, built once in the driver and shared with every trial through Ray.
+
+    In-memory datasets travel whole; a folder's travels as its file list, and each node
+    maps its own image cache (built here first for this node, so a bad image stops the
+    sweep before any training).
+    """
+    from ..training.datasets import build_data
+    from ..training.engine import data_config
+
+    try:
+        data = build_data(data_config(spec.train_config()))
+    except ValueError as exc:  # a folder that cannot be read as a dataset: the data section's problem
+        raise SpecError(str(exc)) from None
+    for note in data.notes:
+        echo(note)
+    return data
+
+
+class Experiment:
+    """One experiment directory and the sweeps run into it.
+
+    Args:
+        spec: The experiment's spec, its weights resolved (see :meth:`ExperimentSpec.with_weights_resolved`).
+        location: Where it lives.
+        data: The datasets every trial shares (:func:`shared_data`).
+        echo: Where progress lines go.
+        verbose: Show Ray's own progress table and logs.
+    """
+
+    def __init__(self, spec: ExperimentSpec, location: Location, data: DataBundle, *, echo: Echo = print,
+                 verbose: bool = False) -> None:
+        self.spec, self.location, self.data, self.echo, self.verbose = spec, location, data, echo, verbose
+        self._lock = threading.Lock()  # a signal's thread and the main thread may both be writing the reports
+        self._staging: Path | None = None  # where Ray's driver stages the experiment's files, once Ray runs
+
+    # -------------------------------------------------------------- opening
+    @classmethod
+    def create(cls, spec: ExperimentSpec, *, echo: Echo = print, verbose: bool = False,
+               study: bool = True) -> Experiment:
+        """A new experiment at ``tune.storage``/``name``, its directory checked and its files written."""
+        location = new_location(spec, study=study)
+        spec = spec.with_weights_resolved()
+        experiment = cls(spec, location, shared_data(spec, echo), echo=echo, verbose=verbose)
+        experiment.start()
+        return experiment
+
+    @classmethod
+    def open(cls, location: Location, *, echo: Echo = print, verbose: bool = False) -> Experiment:
+        """An existing experiment, with its own spec (``spec.yaml``) and data."""
+        from ..spec import load_spec
+
+        spec = load_spec(location.local / "spec.yaml").with_weights_resolved()
+        check_loggers(spec)
+        return cls(spec, location, shared_data(spec, echo), echo=echo, verbose=verbose)
+
+    def start(self) -> None:
+        """Check the storage can hold the sweep, then write the resolved spec, the parameters' distributions
+        and what the data is (how it was read, its classes and validation preprocessing, for the exported model)."""
+        import yaml
+
+        from ..experiment.export import MODEL_DATA_FILE, data_summary
+
+        self._prepare_storage()
+        spec = self.spec
+        self.location.write_text("spec.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False))
+        # The searched parameters' distributions, for reports that never import the spec layer.
+        self.location.write_text("parameters.json", json.dumps(spec.space.describe(), indent=2))
+        self.location.write_text(MODEL_DATA_FILE, json.dumps(data_summary(spec.train_config(), self.data), indent=2))
+
+    def record_origin(self, key: str, entry: dict[str, Any]) -> None:
+        """Note in ``origin.json`` what the experiment grew from (``warm_start``) or by (``extended``)."""
+        from ..experiment.origin import add_origin
+
+        self.location.push([add_origin(self.location.local, key, entry)])
+
+    # ------------------------------------------------------------- the sweeps
+    def search(self, *, spec: ExperimentSpec | None = None, warm: Sequence[Any] = (),
+               points: list[dict[str, Any]] | None = None, quiet: bool = False) -> int:
+        """Run a sweep into the experiment (see :func:`.runner.run_sweep`); the exit code.
+
+        ``spec``: what the sweep runs when it differs from the experiment's own (an extension's trial count
+        and seed); the reports keep the experiment's.
+        """
+        from .runner import run_sweep
+
+        return self._run(run_sweep, spec or self.spec, quiet, echo=self.echo, warm=warm, points=points)
+
+    def resume(self, *, retry_errored: bool = False, quiet: bool = False) -> int:
+        """Finish the interrupted sweep (see :func:`.runner.resume_sweep`); the exit code."""
+        from .runner import resume_sweep
+
+        return self._run(resume_sweep, self.spec, quiet, retry_errored=retry_errored)
+
+    def _run(self, sweep: Callable[..., Any], spec: ExperimentSpec, quiet: bool, **options: Any) -> int:
+        """Run ``sweep`` and write the reports, whatever happened (a signal to the whole job included)."""
+        from .interrupts import interrupts
+
+        start = time.monotonic()
+        with interrupts(self._interrupted) as watcher:
+
+            def started(root: Path | None) -> None:  # Ray runs: handle the signals again, know where it stages
+                self._staging = root
+                watcher.arm()
+
+            try:
+                sweep(spec, self.location, data=self.data, verbose=self.verbose, started=started, **options)
+            finally:
+                # Whatever happened, what was computed so far reaches the reports.
+                watcher.hold_main = False  # a signal from here on must not stop this thread holding the lock
+                results, paths = self.write_reports()
+        exported = self._export_quietly()
+        if not quiet:
+            self._summarize(paths, time.monotonic() - start)
+            self.echo(exported)
+            self._disk_summary()
+        full = self._disk_full_advice(results)
+        if full:
+            self.echo(full)
+        if not ((results["status"] == "TERMINATED") & (results["epochs"] > 0)).any():
+            raise RunError(f"no trial finished successfully; {full or 'see ' + str(paths['report'])}")
+        return 0
+
+    # ------------------------------------------------------------ the reports
+    def write_reports(self) -> tuple[pd.DataFrame, dict[str, Path]]:
+        """Every report, from what is on disk now; a remote experiment's mirror is pulled first and pushed after."""
+        from ..report import write_reports
+
+        with self._lock:
+            self.location.pull()
+            results, paths = write_reports(self.location.local, best_config=self.spec.fixed_at)
+            self.location.push([*paths.values(), *self.location.driver_files()])
+            return results, paths
+
+    def _interrupted(self, signal_name: str) -> None:
+        """SIGTERM / SIGINT while the sweep runs (in the signal's own thread): the reports, then how to continue."""
+        self.echo(f"\n{signal_name}: writing the reports from what is on disk (a second signal exits at once)")
+        # What the driver had not yet copied to the experiment (Ray does with each save of its state, every
+        # few seconds on a large sweep): for the reports, and for resume.
+        from .runner import driver_staging
+
+        location = self.location
+        local_copy = driver_staging(self._staging, location)
+        if local_copy is not None:
+            location.push_tree(local_copy)
+            self.echo(f"{'uploaded' if location.remote else 'copied'} the driver's latest results and state to "
+                      f"{location}")
+        _, paths = self.write_reports()
+        self.echo(f"reports: {paths['report']}")
+        self.echo(f"interrupted; finish the sweep with: tune-app resume {location}")
+
+    def _export_quietly(self) -> str:
+        """Write best_model/ after a sweep; what happened, in one line (a sweep never fails for it)."""
+        from ..experiment.export import export_best_model
+
+        try:
+            return export_best_model(self.location).describe()
+        except SpecError as exc:
+            return f"no best_model/: {exc}"
+        except Exception as exc:  # a damaged checkpoint, a full disk: the sweep's results stand; export can be rerun
+            return f"no best_model/: {type(exc).__name__}: {exc} (retry with tune-app export {self.location})"
+
+    def _summarize(self, paths: dict[str, Path], seconds: float) -> None:
+        from ..report import summary_text
+
+        location = self.location
+        self.echo("")
+        self.echo(f"finished in {seconds:.0f}s: {location}")
+        if location.remote:
+            self.echo(f"(reports also in the local mirror {location.local})")
+        self.echo(summary_text(location.local, paths))
+
+    # ------------------------------------------------------------------ disk
+    def _prepare_storage(self) -> None:
+        """Create the experiment directory, or fail now, before any training, if it cannot hold the sweep.
+
+        For a remote experiment this checks its local mirror; the remote store's own limits
+        are its provider's.
+        """
+        directory = self.location.local
+        try:
+            directory.mkdir(parents=True)
+            probe = directory / ".write-test"
+            probe.write_bytes(b"\0" * 65536)
+            probe.unlink()
+        except OSError as exc:
+            raise SpecError([("tune.storage", f"cannot write the experiment directory {directory}: "
+                                              f"{exc.strerror or exc}")]) from None
+        budget = disk_budget(self.spec)
+        need = (0 if self.location.remote else budget.checkpoints) + LOGS_BYTES
+        free = shutil.disk_usage(directory).free
+        if free < need:
+            directory.rmdir()
+            raise SpecError([("tune.storage", f"only {free / MB:.0f} MB free at {directory}; this sweep needs up to "
+                                              f"{need / MB:.0f} MB ({budget.describe()}; plus {LOGS_BYTES / MB:.0f} "
+                                              f"MB for logs and reports). Free space, use --storage elsewhere, or "
+                                              f"lower tune.max_concurrent / tune.keep_best_trials / "
+                                              f"tune.keep_checkpoints")])
+
+    def _disk_summary(self) -> None:
+        if self.location.remote:
+            return
+        checkpoints, total = used_bytes(self.location.local)
+        self.echo(f"disk: {total / MB:.0f} MB used, {checkpoints / MB:.0f} MB of it checkpoints and best_model/ "
+                  f"(the budget: at most {math.ceil(disk_budget(self.spec).checkpoints / MB)} MB)")
+
+    def _disk_full_advice(self, results: pd.DataFrame) -> str | None:
+        """What to free when trials failed for a full disk (their error says so), and how to continue them."""
+        from ..trial_result import is_disk_full
+
+        full = results[results["error"].map(is_disk_full)]
+        if full.empty:
+            return None
+        location = self.location
+        free = "" if location.remote else f", {shutil.disk_usage(location.local).free / MB:.0f} MB are free now"
+        return (f"disk full: {len(full)} trial(s) could not save a checkpoint ({', '.join(map(str, full['trial_id']))}). "
+                f"Free space at {location} (this sweep's checkpoints need up to "
+                f"{math.ceil(disk_budget(self.spec).checkpoints / MB)} MB{free}), then continue them with: "
+                f"tune-app resume {location} --retry-errored")
