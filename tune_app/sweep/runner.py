@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
+from . import compat
 from .cluster import ray_session, trial_resources, unshared_storage_warning
 from ..experiment.location import Location
 from .strategies import SEARCH_ALGS, TRIAL_SCHEDULERS
@@ -90,7 +91,10 @@ def run_sweep(
     (re)installs its signal handlers, which ``ray.init`` replaced (Tune's own SIGINT
     handler is then left out). It gets the folder under which Ray's driver stages the
     experiment's files (see :func:`driver_staging`; None if this Ray has no such folder).
+    Raises :class:`~tune_app.errors.UntestedVersionError` first where Ray or Optuna is
+    outside the tested versions (see :func:`~tune_app.sweep.compat.check_versions`).
     """
+    compat.check_versions()  # before Ray starts: its internals are patched below
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the old reporter honours verbose=0
     with ray_session(spec.tune.address, verbose=verbose, dashboard=spec.tune.dashboard, echo=echo):
         import ray
@@ -144,8 +148,9 @@ def resume_sweep(
     """Finish an interrupted experiment: finished trials stay, running ones continue from checkpoints.
 
     With ``retry_errored``, errored trials continue from their last checkpoint too;
-    ``started`` as for :func:`run_sweep`.
+    ``started`` and untested versions as for :func:`run_sweep`.
     """
+    compat.check_versions()
     from .searchers import experiment_at  # Ray's too: imported once the command runs
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
