@@ -36,3 +36,9 @@ class RunError(TuneAppError):
     """The run itself failed (e.g. every trial errored). Exit code 1."""
 
     exit_code = 1
+
+
+class UntestedVersionError(TuneAppError):
+    """Ray or Optuna outside the versions tune-app was tested with (see ``tune_app.sweep.compat``). Exit code 1."""
+
+    exit_code = 1

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ray.tune import Callback
 
+from . import compat
 from ..experiment.checkpoints import TrialCheckpoints, settle
 from ..experiment.location import Location
 from ..trial_result import FAILURE, RAY_RESULT_KEYS, epochs_trained, failure_status, trial_params
@@ -195,11 +196,12 @@ class CheckpointBudget(Callback):
             keep = trial.trial_id in kept
             if how is None or self.settled.get(trial.trial_id) == keep:
                 continue
-            if trial.storage is None or trial.storage.trial_dir_name is None:  # never started: nothing saved
+            filesystem = compat.trial_filesystem(trial)
+            if filesystem is None:  # never started: nothing saved
                 self.settled[trial.trial_id] = keep
                 continue
             try:
-                store = TrialCheckpoints(trial.path, trial.storage.storage_filesystem)
+                store = TrialCheckpoints(trial.path, filesystem)
                 if any(os.path.normpath(c.path) in needed for c in store.list()):
                     self.waiting = True
                     continue

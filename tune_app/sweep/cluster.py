@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
+from . import compat
 from ..errors import SpecError
 
 if TYPE_CHECKING:
@@ -33,9 +34,7 @@ def _loopback_only() -> None:
     """
     os.environ.setdefault(LOOPBACK_ENV, "0")
     if os.environ[LOOPBACK_ENV] == "0" and "ray" in sys.modules:
-        import ray._private.ray_constants as ray_constants
-
-        ray_constants.ENABLE_RAY_CLUSTER = False
+        compat.keep_imported_ray_on_loopback()
 
 
 AUTH_MODE_ENV = "RAY_AUTH_MODE"

@@ -3,18 +3,19 @@ resources, storage, checkpoint and failure policy), and resume.
 
 With ``cluster.py``, ``callbacks.py``, ``tracking.py``, ``searchers.py`` and ``trainable.py`` the only code
 that imports Ray, lazily, so validating a spec does not pay for importing Ray. The
-search algorithms and trial schedulers themselves are registries in ``strategies.py``.
+search algorithms and trial schedulers themselves are registries in ``strategies.py``; what
+the sweep needs of Ray's and Optuna's internals is in ``compat.py``, with the tested versions.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
-import time
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from . import compat
 from .cluster import ray_session, trial_resources, unshared_storage_warning
 from ..experiment.location import Location
 from .strategies import SEARCH_ALGS, TRIAL_SCHEDULERS
@@ -90,7 +91,10 @@ def run_sweep(
     (re)installs its signal handlers, which ``ray.init`` replaced (Tune's own SIGINT
     handler is then left out). It gets the folder under which Ray's driver stages the
     experiment's files (see :func:`driver_staging`; None if this Ray has no such folder).
+    Raises :class:`~tune_app.errors.UntestedVersionError` first where Ray or Optuna is
+    outside the tested versions (see :func:`~tune_app.sweep.compat.check_versions`).
     """
+    compat.check_versions()  # before Ray starts: its internals are patched below
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the old reporter honours verbose=0
     with ray_session(spec.tune.address, verbose=verbose, dashboard=spec.tune.dashboard, echo=echo):
         import ray
@@ -144,8 +148,9 @@ def resume_sweep(
     """Finish an interrupted experiment: finished trials stay, running ones continue from checkpoints.
 
     With ``retry_errored``, errored trials continue from their last checkpoint too;
-    ``started`` as for :func:`run_sweep`.
+    ``started`` and untested versions as for :func:`run_sweep`.
     """
+    compat.check_versions()
     from .searchers import experiment_at  # Ray's too: imported once the command runs
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -155,7 +160,7 @@ def resume_sweep(
 
         resources = trial_resources(spec.tune.resources)
         if location.remote is None:
-            _search_state_moved_to(location.local)
+            compat.search_state_moved_to(location.local)
         tuner = tune.Tuner.restore(location.remote or str(location.local), trainable=_trainable(spec, data, resources),
                                    resume_unfinished=True, resume_errored=retry_errored)
         return _fit(tuner, started)
@@ -164,81 +169,22 @@ def resume_sweep(
 SAVE_SHARE = 19  # a save of Ray's experiment state waits 19 times its duration: at most 5% of the driver's time
 
 
-@contextlib.contextmanager
-def _snapshots_within_their_share() -> Iterator[None]:
+def _snapshots_within_their_share() -> AbstractContextManager[None]:
     """Keep Ray's saves of the experiment state to ~5% of the driver's time, also those forced by checkpoints.
 
-    Ray 2.60 forces a save (and waits for the previous upload) whenever a trial has made
-    ``num_to_keep`` checkpoints since the last one, so that the saved state never names a
-    checkpoint its manager has deleted (its own note calls it "a non-performant
-    workaround"). With one checkpoint kept that is a save per checkpoint, and each save
-    writes every trial's state: at 2,000 one-epoch trials the driver spent 1.8 s per trial
-    on it (benchmarks/many_trials.py). Here a forced save waits until ``SAVE_SHARE`` times
-    the last save's duration has passed since it: small sweeps still save after each
-    checkpoint (the trials' ``result.json`` reach the experiment directory with each
-    save), large ones every so many seconds. A state that names deleted checkpoints (a
-    driver killed between two saves) is harmless: the trainable restores from the trial's
-    newest surviving checkpoint (:func:`~tune_app.experiment.checkpoints.restorable_state`), and
-    deleting a checkpoint that is already gone is no error.
+    Ray forces a save whenever a trial has made ``num_to_keep`` checkpoints since the last
+    one (see :func:`~tune_app.sweep.compat.forced_saves_within`). With one checkpoint kept
+    that is a save per checkpoint, and each save writes every trial's state: at 2,000
+    one-epoch trials the driver spent 1.8 s per trial on it (benchmarks/many_trials.py).
+    Here a forced save waits until ``SAVE_SHARE`` times the last save's duration has passed
+    since it: small sweeps still save after each checkpoint (the trials' ``result.json``
+    reach the experiment directory with each save), large ones every so many seconds. A
+    state that names deleted checkpoints (a driver killed between two saves) is harmless:
+    the trainable restores from the trial's newest surviving checkpoint
+    (:func:`~tune_app.experiment.checkpoints.restorable_state`), and deleting a checkpoint
+    that is already gone is no error.
     """
-    from ray.train._internal import checkpoint_manager as trial_manager
-    from ray.tune.execution.experiment_state import _ExperimentCheckpointManager as experiment_manager
-
-    delete = getattr(trial_manager, "_delete_fs_path", None)
-    sync = getattr(experiment_manager, "sync_up_experiment_state", None)
-    if delete is None or sync is None:  # another Ray: its own policy
-        yield
-        return
-
-    def sync_within_share(self: Any, save_fn: Callable[[], None], force: bool = False, wait: bool = False) -> None:
-        owed = self._should_force_sync_up  # a trial made its checkpoints since the last save
-        if owed and time.monotonic() - self._last_save_time < SAVE_SHARE * getattr(self, "_tune_app_save_s", 0.0):
-            self._should_force_sync_up = False  # not yet: only if Ray's own period has come
-        before, started = self._last_save_time, time.monotonic()
-        try:
-            sync(self, save_fn, force=force, wait=wait)
-        finally:
-            if self._last_save_time != before:
-                self._tune_app_save_s = time.monotonic() - started
-            # Ray forgets the checkpoints it counted once an upload started: until then the save is owed.
-            self._should_force_sync_up = self._should_force_sync_up or (
-                owed and bool(self._trial_num_checkpoints_since_last_sync))
-
-    def delete_unless_gone(fs: Any, fs_path: str) -> None:
-        try:
-            delete(fs, fs_path)
-        except FileNotFoundError:  # deleted before the driver was killed; the resumed state still named it
-            pass
-
-    with contextlib.ExitStack() as patches:
-        for owner, name, replacement in [(experiment_manager, "sync_up_experiment_state", sync_within_share),
-                                         (trial_manager, "_delete_fs_path", delete_unless_gone)]:
-            patches.callback(setattr, owner, name, getattr(owner, name))
-            setattr(owner, name, replacement)
-        yield
-
-
-def _search_state_moved_to(directory: Path) -> None:
-    """Point Ray's saved search state at the experiment's directory, if the experiment moved there.
-
-    Ray's restore moves the trials it saved to the new directory, but its search generator
-    keeps the experiment's old path (Ray 2.60): each trial created after the resume (the
-    rest of ``num_samples``) would write to where the experiment was, and fail. The state
-    is Ray's own file (a pickle Ray loads anyway); the newest is the one Ray restores.
-    """
-    import ray.cloudpickle as cloudpickle
-
-    saved = sorted(directory.glob("search_gen_state-*.json"))
-    if not saved:
-        return
-    state = cloudpickle.loads(saved[-1].read_bytes())
-    storage = getattr(state.get("experiment") if isinstance(state, dict) else None, "storage", None)
-    if storage is None or Path(storage.experiment_fs_path) == directory:
-        return
-    storage.storage_fs_path, storage.experiment_dir_name = str(directory.parent), directory.name
-    temporary = saved[-1].with_name(f".{saved[-1].name}.tmp")
-    temporary.write_bytes(cloudpickle.dumps(state))
-    os.replace(temporary, saved[-1])
+    return compat.forced_saves_within(SAVE_SHARE)
 
 
 def _fit(tuner: Any, started: Callable[[Path | None], None] | None) -> Any:
@@ -246,19 +192,9 @@ def _fit(tuner: Any, started: Callable[[Path | None], None] | None) -> Any:
     if started is not None:
         # Tune's SIGINT handler stops the sweep through Ray, which a signal to the whole job has already stopped.
         os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
-        started(_staging_root())
+        started(compat.staging_root())
     with _snapshots_within_their_share():
         return tuner.fit()
-
-
-def _staging_root() -> Path | None:
-    """Ray's local folder of this session's staged experiment files (Ray 2.x: ``<session>/artifacts``)."""
-    try:
-        from ray.train.constants import _get_ray_train_session_dir
-
-        return Path(_get_ray_train_session_dir())
-    except Exception:  # another Ray layout: Ray's last copy in the experiment, a save old, is all there is
-        return None
 
 
 def driver_staging(root: Path | None, location: Location) -> Path | None:
@@ -266,10 +202,7 @@ def driver_staging(root: Path | None, location: Location) -> Path | None:
 
     Ray copies it there (uploads it, for a remote one) with each save of its experiment
     state (see :func:`_snapshots_within_their_share`); after a signal to the whole job no
-    copy comes again, so the caller makes it itself. Found
-    without Ray (the caller may be handling a signal): ``<root>/<start time>/<name>/driver_artifacts``.
+    copy comes again, so the caller makes it itself. Found without Ray (the caller may be
+    handling a signal), see :func:`~tune_app.sweep.compat.staged_driver_files`.
     """
-    if root is None:
-        return None
-    found = sorted(root.glob(f"*/{location.name}/driver_artifacts"), key=lambda p: p.stat().st_mtime)
-    return found[-1] if found else None
+    return None if root is None else compat.staged_driver_files(root, location.name)

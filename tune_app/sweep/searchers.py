@@ -17,6 +17,7 @@ from typing import Any, Iterator
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from . import compat
 from ..experiment.study import DB_FILE, EPOCHS, RAY_TRIAL_ID, VALUE, rdb_storage
 from ..trial_result import FAILURE, ITERATION, epochs_trained
 
@@ -98,20 +99,22 @@ class StudySearch(OptunaSearch):
         self._reported: dict[str, set] = {}  # trial id -> the steps told to Optuna
         super().__init__(space=space, metric=metric, mode=mode, sampler=sampler, points_to_evaluate=points or None,
                          study_name=study_name, storage=rdb_storage(storage))
+        compat.check_optuna_search(self)  # the private attributes used below, by name
         for trial in warm:
             self._ot_study.add_trial(trial)
 
     # ------------------------------------------------------------ saved state
     # Ray pickles the searcher (tuner.pkl, and save() for its searcher state). Optuna's storage,
     # study and trials hold a database connection and its URL: the state keeps the URL and the
-    # study's trial numbers instead, and reconnects, to the moved database if it moved.
+    # study's trial ids instead, and reconnects, to the moved database if it moved. The attributes
+    # are Ray's OptunaSearch's own (compat.OPTUNA_SEARCH_ATTRIBUTES).
     _CONNECTED = ("_storage", "_ot_study", "_ot_trials")
 
     def __getstate__(self) -> dict[str, Any]:
         state = {k: v for k, v in self.__dict__.items() if k not in self._CONNECTED}
         if self._ot_study is not None:
             state["_study_url"] = self._storage.url
-            state["_trial_ids"] = {ray_id: trial._trial_id for ray_id, trial in self._ot_trials.items()}
+            state["_trial_ids"] = {ray_id: compat.optuna_trial_id(trial) for ray_id, trial in self._ot_trials.items()}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -126,7 +129,8 @@ class StudySearch(OptunaSearch):
             self._storage = rdb_storage(_relocated(url))
             self._ot_study = optuna.load_study(study_name=self._study_name, storage=self._storage,
                                                sampler=self._sampler)
-            self._ot_trials = {ray_id: optuna.Trial(self._ot_study, trial_id) for ray_id, trial_id in trial_ids.items()}
+            self._ot_trials = {ray_id: compat.optuna_trial(self._ot_study, trial_id)
+                               for ray_id, trial_id in trial_ids.items()}
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as handle:

@@ -17,6 +17,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from . import compat
 from ..schema import Param, fraction, one_of, positive
 from ..trial_result import ITERATION, POINT_KEY
 
@@ -178,17 +179,11 @@ def _hyperband(setup: SearchSetup, options: Mapping[str, Any]) -> Any:
     from ray.tune.schedulers import HyperBandScheduler
 
     class HyperBand(HyperBandScheduler):
-        """Ray's HyperBand; a paused trial it stops is saved as stopped.
-
-        Ray 2.60 stops a paused trial without marking it for the next experiment-state
-        snapshot: when a snapshot had caught it paused (one follows every checkpoint once
-        a trial keeps one), the saved state says PAUSED for good, so the reports showed it
-        paused and ``tune-app resume`` would run it again.
-        """
+        """Ray's HyperBand; a paused trial it stops is saved as stopped (see :func:`.compat.mark_for_next_snapshot`)."""
 
         def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
             super().on_trial_remove(tune_controller, trial)
-            tune_controller._mark_trial_to_checkpoint(trial)  # its status changes right after this
+            compat.mark_for_next_snapshot(tune_controller, trial)  # its status changes right after this
 
     return HyperBand(time_attr=ITERATION, max_t=setup.epochs, reduction_factor=options.get("reduction_factor", 3))
 

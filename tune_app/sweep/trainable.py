@@ -20,6 +20,7 @@ import ray
 import torch
 from ray import tune
 
+from . import compat
 from ..experiment.checkpoints import ENDED, RESULT, restorable_state, write_checkpoint
 from ..training import METRICS, DataBundle, DivergedError, TrainConfig, TrainingRun
 from ..training.lr_schedules import current_lr
@@ -101,12 +102,13 @@ def _report_with_checkpoint(run: TrainingRun, metrics: dict[str, Any]) -> None:
 def _remove_partial_checkpoint() -> None:
     """Delete what the failed upload of a checkpoint left in storage: it holds the disk's last bytes
     (the reports and other trials' results need them), and it is no checkpoint to restore from."""
+    found = compat.reported_checkpoint_dir()  # Ray numbered the checkpoint before uploading it
+    if found is None:  # another Ray layout: the error below is what matters
+        return
+    filesystem, directory = found
     try:
-        from ray.train._internal.session import get_session
-
-        storage = get_session().storage  # Ray numbered the checkpoint before uploading it: this is its directory
-        storage.storage_filesystem.delete_dir(storage.checkpoint_fs_path)
-    except Exception:  # another Ray layout, or nothing was written: the error below is what matters
+        filesystem.delete_dir(directory)
+    except Exception:  # nothing was written: the error below is what matters
         pass
 
 
