@@ -30,11 +30,11 @@ def echo(text: str = "") -> None:
 # ------------------------------------------------------------- the sweeps
 def cmd_search(args: argparse.Namespace) -> int:
     from .spec import load_spec
-    from .sweep.lifecycle import Experiment, check_loggers
+    from .sweep.lifecycle import Experiment, check_ready
 
     spec = load_spec(args.file, args.set, name=args.name, storage=args.storage, address=args.address,
                      dashboard=args.dashboard)
-    check_loggers(spec)
+    check_ready(spec)
     warm = None
     if args.warm_start:
         from .experiment.warm_start import warm_start_for
@@ -81,11 +81,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_extend(args: argparse.Namespace) -> int:
     from .experiment.extend import plan_extension
     from .spec import load_spec
-    from .sweep.lifecycle import Experiment, check_loggers, shared_data
+    from .sweep.lifecycle import Experiment, check_ready, shared_data
 
     location = Location.open(args.dir)
     spec = load_spec(location.local / "spec.yaml").with_weights_resolved()
-    check_loggers(spec)
+    check_ready(spec)
     plan = plan_extension(spec, location, args.trials)
     experiment = Experiment(spec, location, shared_data(spec, echo), echo=echo, verbose=args.verbose)
     experiment.record_origin("extended", {"trials": args.trials, "study_trials_before": plan.before})

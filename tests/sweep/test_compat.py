@@ -23,7 +23,7 @@ from tune_app.errors import TuneAppError, UntestedVersionError
 from tune_app.sweep import compat
 from tune_app.sweep.searchers import PointsSearcher
 
-from ..conftest import ROOT
+from ..conftest import ROOT, TINY_SPEC, write_spec
 
 
 # ------------------------------------------------------------------ versions
@@ -81,34 +81,33 @@ def test_the_environment_variable_lets_untested_versions_run_with_a_warning(valu
                 compat.check_versions(untested, environ={compat.ALLOW_UNTESTED: value})
 
 
-def test_a_sweep_or_resume_on_an_untested_ray_stops_before_ray_is_imported(tmp_path):
+def test_search_and_resume_on_an_untested_ray_stop_before_anything_is_created_or_ray_is_imported(tmp_path):
     """The check reads the installed version as pip sees it: here a Ray 2.61.0 found first on sys.path."""
     fake = tmp_path / "site" / "ray-2.61.0.dist-info"
     fake.mkdir(parents=True)
     (fake / "METADATA").write_text("Metadata-Version: 2.1\nName: ray\nVersion: 2.61.0\n")
+    spec_file = write_spec(tmp_path / "tiny.yaml", TINY_SPEC)
+    stopped = tmp_path / "stopped"  # an interrupted experiment: its spec and Ray's saved state
+    stopped.mkdir()
+    (stopped / "spec.yaml").write_text(spec_file.read_text())
+    (stopped / "experiment_state-2026-12-07_00-00-00.json").write_text("{}")
     code = (
         "import json, sys\n"
         f"sys.path.insert(0, {str(fake.parent)!r})\n"
-        "from tests.conftest import TINY_SPEC\n"
-        "from tune_app.errors import UntestedVersionError\n"
-        "from tune_app.experiment.location import Location\n"
-        "from tune_app.spec import validate_spec\n"
-        "from tune_app.sweep.runner import resume_sweep, run_sweep\n"
-        "spec, messages = validate_spec(TINY_SPEC), []\n"
-        f"location = Location({str(tmp_path)!r}, 'tiny')\n"
-        "for start in (run_sweep, resume_sweep):\n"
-        "    try:\n"
-        "        start(spec, location, data=None)\n"
-        "    except UntestedVersionError as exc:\n"
-        "        messages.append(str(exc))\n"
-        "print(json.dumps([messages, 'ray' in sys.modules]))\n"
+        "from tune_app.cli import main\n"
+        f"codes = [main(['search', {str(spec_file)!r}, '--storage', {str(tmp_path / 'runs')!r}]),\n"
+        f"         main(['resume', {str(stopped)!r}])]\n"
+        "print(json.dumps([codes, 'ray' in sys.modules]))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != compat.ALLOW_UNTESTED}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr
-    messages, ray_imported = json.loads(out.stdout.strip().splitlines()[-1])
-    assert len(messages) == 2 and all("installed: ray 2.61.0 (untested)" in m for m in messages)
+    codes, ray_imported = json.loads(out.stdout.strip().splitlines()[-1])
+    assert codes == [1, 1]
+    assert out.stderr.count("installed: ray 2.61.0 (untested)") == 2, out.stderr
     assert not ray_imported
+    assert not (tmp_path / "runs").exists()  # no experiment directory was made for a sweep that cannot run
+    assert sorted(p.name for p in stopped.iterdir()) == ["experiment_state-2026-12-07_00-00-00.json", "spec.yaml"]
 
 
 # ------------------------------------------------------------------ Ray's internals

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import SpecError
 from ..experiment.location import Location
-from .lifecycle import Echo, Experiment, new_location, shared_data
+from .lifecycle import Echo, Experiment, check_ready, new_location, shared_data
 
 if TYPE_CHECKING:
     from ..report.compare import Comparison
@@ -46,6 +46,7 @@ def compare_trial_schedulers(file: str, overrides: Sequence[str], strategies: Se
     from .cluster import ray_session
 
     base = load_spec(file, overrides, name=name, storage=storage, address=address)
+    check_ready(base)
     # Every strategy gets the same space, budget and seeds; PBT draws its population at
     # random, so with pbt in the list every strategy searches at random, for a fair race.
     fair = ["tune.search_alg=random"] if "pbt" in strategies else []

@@ -6,8 +6,8 @@ used here only (one exception below), behind a small function whose docstring sa
 it relies on and what happens where it is missing. The Ray ones were verified on Ray
 2.60, the Optuna ones on Optuna 5.1 (tests/sweep/test_compat.py checks each on the
 installed versions).
-:func:`check_versions`, called when a sweep starts (``runner.run_sweep`` and
-``runner.resume_sweep``), stops a sweep on versions outside :data:`TESTED` unless
+:func:`check_versions`, called before a command that runs sweeps creates or starts anything
+(``lifecycle.check_ready``), stops it on versions outside :data:`TESTED` unless
 ``TUNE_APP_ALLOW_UNTESTED=1``; the bounds in ``pyproject.toml`` are the same.
 
 Private names used elsewhere, because they belong to a subclass of Ray's class (moved here,

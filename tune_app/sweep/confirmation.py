@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..experiment.location import Location
-from .lifecycle import Echo, Experiment, shared_data
+from .lifecycle import Echo, Experiment, check_ready, shared_data
 
 
 def run_confirmation(directory: str, *, top: int, seeds: int, overrides: Sequence[str], address: str | None,
@@ -27,6 +27,7 @@ def run_confirmation(directory: str, *, top: int, seeds: int, overrides: Sequenc
         plan = plan_confirmation(experiment.local, top, seeds)
         points = confirm_points(plan)
         spec = confirm_spec(experiment, overrides, len(points), address)
+        check_ready(spec)
         runs = Experiment.create(spec, echo=echo, verbose=verbose, study=False)  # given points: no study
         write_plan(runs.location, plan, spec.train.epochs)
         echo(f"confirming the top {len(plan['origins'])} of {experiment} "
@@ -39,6 +40,7 @@ def run_confirmation(directory: str, *, top: int, seeds: int, overrides: Sequenc
     if overrides:
         echo(f"resuming {confirm} as it was started: --set is ignored")
     spec = load_spec(confirm.local / "spec.yaml", address=address)
+    check_ready(spec)
     if not confirmation_tables(confirm.local).finished:
         echo(f"resuming the confirmation in {confirm}")
         Experiment(spec, confirm, shared_data(spec, echo), echo=echo, verbose=verbose).resume(quiet=True)

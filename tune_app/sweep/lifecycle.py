@@ -38,13 +38,16 @@ if TYPE_CHECKING:
 Echo = Callable[[str], None]
 
 
-def check_loggers(spec: ExperimentSpec) -> None:
-    """Each tracker of ``tune.loggers`` has its package, before anything starts."""
+def check_ready(spec: ExperimentSpec) -> None:
+    """What a sweep needs, checked before anything is created or started: each tracker of ``tune.loggers``
+    has its package, and Ray and Optuna are versions tune-app was tested with (:func:`.compat.check_versions`)."""
     from ..spec.loggers import missing_packages
+    from .compat import check_versions
 
     problems = missing_packages(spec.tune.loggers)
     if problems:
         raise SpecError(problems)
+    check_versions()
 
 
 def new_location(spec: ExperimentSpec, *, study: bool = True) -> Location:
@@ -110,7 +113,7 @@ class Experiment:
         from ..spec import load_spec
 
         spec = load_spec(location.local / "spec.yaml").with_weights_resolved()
-        check_loggers(spec)
+        check_ready(spec)
         return cls(spec, location, shared_data(spec, echo), echo=echo, verbose=verbose)
 
     def start(self) -> None:

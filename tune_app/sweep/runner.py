@@ -91,10 +91,8 @@ def run_sweep(
     (re)installs its signal handlers, which ``ray.init`` replaced (Tune's own SIGINT
     handler is then left out). It gets the folder under which Ray's driver stages the
     experiment's files (see :func:`driver_staging`; None if this Ray has no such folder).
-    Raises :class:`~tune_app.errors.UntestedVersionError` first where Ray or Optuna is
-    outside the tested versions (see :func:`~tune_app.sweep.compat.check_versions`).
+    The caller checks the installed versions first (:func:`.lifecycle.check_ready`).
     """
-    compat.check_versions()  # before Ray starts: its internals are patched below
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the old reporter honours verbose=0
     with ray_session(spec.tune.address, verbose=verbose, dashboard=spec.tune.dashboard, echo=echo):
         import ray
@@ -148,9 +146,8 @@ def resume_sweep(
     """Finish an interrupted experiment: finished trials stay, running ones continue from checkpoints.
 
     With ``retry_errored``, errored trials continue from their last checkpoint too;
-    ``started`` and untested versions as for :func:`run_sweep`.
+    ``started`` as for :func:`run_sweep`.
     """
-    compat.check_versions()
     from .searchers import experiment_at  # Ray's too: imported once the command runs
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
