@@ -100,6 +100,9 @@ class DataBundle:
 
     Items are ``(image, target)``: a float ``[C, H, W]`` image and a long class index
     (classification) or a long ``[H, W]`` mask of class indices (segmentation).
+    ``config`` is the data config the sets were built from: for a trial's data, completed
+    for its model (crop_pct, interpolation, the weights' normalization), so what a
+    checkpoint or an exported model records is what the data was built with.
     """
 
     train: Dataset
@@ -110,6 +113,7 @@ class DataBundle:
     task: str = "classification"
     notes: tuple[str, ...] = ()  # how the data is read (cache or per item, and why), for the terminal
     skipped: tuple[str, ...] = ()  # unreadable images left out (data.skip_bad_images)
+    config: DataConfig | None = None  # what it was built from (build_data sets it); None: a bundle made by hand
 
 
 @dataclass(frozen=True)
