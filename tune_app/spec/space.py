@@ -35,6 +35,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Protocol, Union
 
+from ..schema import did_you_mean, unknown_name, unknown_option
+
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int")
 MAX_GRID = 100_000
 
@@ -49,7 +51,7 @@ class SpaceError(ValueError):
 
 
 class ParamSchema(Protocol):
-    """What the space needs of a value parameter (see ``training.params.Param``)."""
+    """What the space needs of a value parameter (see :class:`tune_app.schema.Param`)."""
 
     kind: type
 
@@ -157,7 +159,7 @@ def parse_space(raw: Mapping[str, Any] | None, schema: Mapping[str, Schema], pat
     root = {}
     for key, value in raw.items():
         if key not in schema:
-            raise SpaceError(f"{path}.{key}", _unknown("knob", key, schema))
+            raise SpaceError(f"{path}.{key}", unknown_name(key, schema, "knob"))
         root[key] = _parse_knob(value, schema[key], f"{path}.{key}")
     return SearchSpace(root)
 
@@ -241,14 +243,12 @@ def _parse_option(raw: Any, registry: Mapping[str, OptionInfo], path: str) -> Op
         raise SpaceError(path, f"must be a name (one of {', '.join(registry)}), a mapping with a name, "
                                f"or choice: [...]; got {_show(raw)}")
     if name not in registry:
-        raise SpaceError(path, _unknown("name", name, registry))
+        raise SpaceError(path, unknown_name(name, registry))
     info = registry[name]
     parsed = []
     for key, value in params.items():
-        if key not in info.params:
-            known = ", ".join(info.params) or "none"
-            raise SpaceError(f"{path}.{key}", f"{name!r} has no parameter {key!r}{_did_you_mean(key, info.params)}; "
-                                              f"its parameters: {known}")
+        if key not in info.params:  # values are checked by their Param, as check_options does when building
+            raise SpaceError(f"{path}.{key}", unknown_option(repr(name), key, info.params))
         parsed.append((key, _parse_value(value, info.params[key], f"{path}.{key}")))
     return Option(name, name, tuple(parsed))
 
@@ -284,7 +284,7 @@ def _distribution_kind(raw: Mapping[str, Any], path: str) -> str:
     extra = [k for k in raw if k not in DISTRIBUTIONS and k not in allowed]
     if len(kinds) != 1 or extra:
         bad = extra[0] if extra else None
-        hint = _did_you_mean(bad, DISTRIBUTIONS) if bad else ""
+        hint = did_you_mean(bad, DISTRIBUTIONS) if bad else ""
         raise SpaceError(path, f"expected a value or exactly one of {', '.join(DISTRIBUTIONS)} "
                                f"(plus an optional default), got keys {list(raw)}{hint}")
     if "log" in raw and kinds[0] != "int":
@@ -319,15 +319,6 @@ def _nonempty_list(value: Any, path: str) -> list:
     if not isinstance(value, list) or not value:
         raise SpaceError(f"{path}.choice", f"must be a non-empty list of options, got {_show(value)}")
     return value
-
-
-def _did_you_mean(word: Any, known: Any) -> str:
-    close = difflib.get_close_matches(str(word), [str(k) for k in known], n=1, cutoff=0.5)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _unknown(what: str, word: Any, known: Any) -> str:
-    return f"unknown {what} {word!r}{_did_you_mean(word, known)}; valid: {', '.join(map(str, known))}"
 
 
 def _show(value: Any) -> str:
@@ -443,7 +434,7 @@ class SearchSpace:
             raise SpaceError(path, f"must be a mapping of knob names to values, got {_show(nested)}")
         unknown = [k for k in nested if k not in self.root]
         if unknown:
-            raise SpaceError(f"{path}.{unknown[0]}", _unknown("knob", unknown[0], list(self.root)))
+            raise SpaceError(f"{path}.{unknown[0]}", unknown_name(unknown[0], list(self.root), "knob"))
         flat: dict[str, Any] = {}
         for entry in self._entries:
             _flatten(entry, nested.get(entry.name, _MISSING), flat, f"{path}.{entry.name}")
