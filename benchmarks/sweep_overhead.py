@@ -198,8 +198,7 @@ def in_process(args: argparse.Namespace, work: Path) -> dict[str, list[dict[str,
 
     from tune_app.sweep.runner import run_sweep
     from tune_app.spec import load_spec
-    from tune_app.training import build_data
-    from tune_app.training.engine import data_config
+    from tune_app.training.engine import build_data_for
 
     import yaml
 
@@ -207,7 +206,7 @@ def in_process(args: argparse.Namespace, work: Path) -> dict[str, list[dict[str,
     spec_path = work / "spec-inproc.yaml"
     spec_path.write_text(yaml.safe_dump(spec_dict(args.samples, args.epochs, args.concurrency), sort_keys=False))
     base = load_spec(spec_path)
-    data = build_data(data_config(base.train_config()))  # one copy, as the CLI builds it
+    data = build_data_for(base.train_config())  # one copy, as the CLI builds it
     # Workers must import _common (the bare trainable) and this checkout's tune_app.
     os.environ["PYTHONPATH"] = os.pathsep.join([str(C.ROOT), str(Path(__file__).parent),
                                                 os.environ.get("PYTHONPATH", "")])

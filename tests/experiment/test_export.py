@@ -9,10 +9,15 @@ import sys
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from tune_app.cli import main
-from tune_app.experiment.export import data_summary, write_model
-from tune_app.training import DataConfig, TrainConfig, build_data
+from tune_app.experiment.checkpoints import write_checkpoint
+from tune_app.experiment.export import MODEL_DATA_FILE, data_summary, export_best_model, write_model
+from tune_app.experiment.location import Location
+from tune_app.training import DataConfig, TrainConfig, TrainingRun, build_data
+from tune_app.training.datasets import write_sample_photos
+from tune_app.training.engine import build_data_for
 from tune_app.training.models import create_model
 
 # A fresh Python with plain timm, no tune_app: rebuild the digits validation split as tune-app's
@@ -137,3 +142,36 @@ def test_torchvision_and_smp_exports_load_as_the_readme_says(tmp_path, names):
     out = subprocess.run([sys.executable, "-c", LOAD_OTHERS, *folders], capture_output=True, text=True, timeout=300,
                          env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"})
     assert out.returncode == 0, out.stderr
+
+
+def one_trial_experiment(directory, config):
+    """An experiment of one trial with one checkpoint, laid out as a sweep leaves it (no Ray)."""
+    trial = directory / "train_trial_abc_00000_0_2026-01-01_00-00-00"
+    trial.mkdir(parents=True)
+    (directory / "spec.yaml").write_text(yaml.safe_dump({"train": {"metric": "val_acc", "mode": "max",
+                                                                   "epochs": config.epochs}}))
+    (trial / "params.json").write_text(json.dumps({"lr": config.lr}))
+    (trial / "result.json").write_text(json.dumps({"trial_id": "abc", "epoch": 1, "val_acc": 0.5}) + "\n")
+    run = TrainingRun(config, data=build_data_for(config))
+    write_checkpoint(trial / "checkpoint_000000", {**run.state_dict(), "epoch": 1}, {"epoch": 1, "val_acc": 0.5})
+    return directory
+
+
+def test_the_exported_config_holds_the_data_config_completed_for_the_model(tmp_path):
+    photos = write_sample_photos(tmp_path / "photos", count=12, size=(60, 45))
+    data = DataConfig(dataset="folder", train_dir=str(photos / "train"), val_dir=str(photos / "val"), image_size=16,
+                      cache_dir=str(tmp_path / "cache"))
+    config = TrainConfig(model="timm/test_efficientnet", data=data, epochs=1, device="cpu")  # 0.95, bicubic
+    framing = {"crop_pct": 0.95, "interpolation": "bicubic"}
+    summary = data_summary(config, build_data_for(config))
+    assert {k: summary["preprocessing"][k] for k in framing} == framing
+    experiment = one_trial_experiment(tmp_path / "experiment", config)
+
+    export_best_model(Location.open(str(experiment)), out=tmp_path / "built")  # no data.json: built again
+    (experiment / MODEL_DATA_FILE).write_text(json.dumps(summary))  # as a sweep writes it when it starts
+    export_best_model(Location.open(str(experiment)))
+    for folder in (tmp_path / "built", experiment / "best_model"):
+        document = json.loads((folder / "config.json").read_text())
+        assert {k: document["pretrained_cfg"][k] for k in framing} == framing
+        assert {k: document["config"]["data"][k] for k in framing} == framing
+        assert document["config"]["model"] == "timm/test_efficientnet" and document["trial_id"] == "abc"

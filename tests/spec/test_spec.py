@@ -7,6 +7,7 @@ import yaml
 
 from tune_app.errors import SpecError
 from tune_app.spec import apply_override, load_spec, validate_spec
+from tune_app.training import DataConfig
 
 from ..conftest import SEARCH_SPACES, write_spec
 
@@ -112,6 +113,19 @@ def test_bad_specs_name_the_field(tmp_path, tiny_spec_data, change, path, fragme
     matching = [message for p, message in info.value.problems if p == path]
     assert matching, info.value.problems
     assert fragment in matching[0]
+
+
+@pytest.mark.parametrize("scale", [[0.9, 0.1], [0.0, 0.5], [0.5, 1.5]])
+def test_data_scale_is_checked_in_one_place_the_spec_and_the_data_config_say_the_same(tmp_path, tiny_spec_data,
+                                                                                       scale):
+    tiny_spec_data["data"]["scale"] = scale
+    with pytest.raises(SpecError) as info:
+        load_spec(write_spec(tmp_path / "bad.yaml", tiny_spec_data))
+    [problem] = [f"{p}: {message}" for p, message in info.value.problems if p == "data.scale"]
+    assert problem == f"data.scale: must be [low, high] with 0 < low <= high <= 1, got {scale}"
+    with pytest.raises(ValueError) as raised:
+        DataConfig(scale=scale)
+    assert str(raised.value) == problem
 
 
 def test_all_problems_are_reported_at_once(tmp_path, tiny_spec_data):

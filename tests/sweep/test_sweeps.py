@@ -17,8 +17,7 @@ from tune_app.report.results import read_trials
 from tune_app.sweep.runner import run_sweep
 from tune_app.spec import validate_spec
 from tune_app.sweep.strategies import SEARCH_ALGS, TRIAL_SCHEDULERS
-from tune_app.training import build_data
-from tune_app.training.engine import data_config
+from tune_app.training.engine import build_data_for
 
 from ..conftest import TINY_SPEC
 
@@ -41,7 +40,7 @@ def ray_local():
 @pytest.fixture(scope="module")
 def digits16():
     spec = validate_spec(copy.deepcopy(TINY_SPEC))
-    return build_data(data_config(spec.train_config()))
+    return build_data_for(spec.train_config())
 
 
 def sweep(tmp_path, digits16, name, **changes):

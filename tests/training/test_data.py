@@ -106,7 +106,8 @@ def test_a_task_the_dataset_does_not_support_is_an_error(dataset, task, message)
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [
-    ("scale", (0.8, 0.2), r"data.scale: 0 < low <= high <= 1 must hold, but got \(low=0.8, high=0.2\)"),
+    ("scale", (0.8, 0.2), r"data.scale: must be \[low, high\] with 0 < low <= high <= 1, got \[0.8, 0.2\]"),
+    ("scale", (0.0, 0.5), r"data.scale: must be \[low, high\] with 0 < low <= high <= 1, got \[0.0, 0.5\]"),
     ("scale", (0.5,), "data.scale must hold 2 numbers"),
     ("mean", (0.5, 0.5), "data.mean must hold 3 numbers"),
     ("std", (0.5, 0.0, 0.5), "data.std must be positive"),

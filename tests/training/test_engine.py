@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -153,3 +154,59 @@ def test_resuming_on_a_cached_photo_folder_keeps_the_order_and_the_augmentation(
     other.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
     other.augment_generator.manual_seed(12345)
     assert next(other.epochs())["train_loss"] != straight[1][0]
+
+
+# ------------------------------------------------------------- data config
+def photo_data(tmp_path, **overrides) -> DataConfig:
+    from tune_app.training.datasets import write_sample_photos
+
+    root = write_sample_photos(tmp_path / "photos", count=12, size=(60, 45))
+    return DataConfig(**{"dataset": "folder", "train_dir": str(root / "train"), "val_dir": str(root / "val"),
+                         "image_size": 16, "cache_dir": str(tmp_path / "cache"), **overrides})
+
+
+def test_a_run_records_the_data_config_completed_for_its_model(tmp_path):
+    import timm
+
+    from tune_app.training.engine import build_data_for
+
+    cfg = timm.get_pretrained_cfg("test_efficientnet")
+    assert (cfg.crop_pct, cfg.interpolation) == (0.95, "bicubic")  # neither is the default (0.875, bilinear)
+    config = tiny_config(model="timm/test_efficientnet", data=photo_data(tmp_path))
+    bundle = build_data_for(config)
+    assert (bundle.config.crop_pct, bundle.config.interpolation) == (0.95, "bicubic")
+    recorded = TrainingRun(config, data=bundle).state_dict()["config"]["data"]
+    assert (recorded["crop_pct"], recorded["interpolation"], recorded["mean"]) == (0.95, "bicubic", None)
+    assert TrainingRun(config).state_dict()["config"]["data"] == recorded  # data the run builds itself: the same
+    assert TrainConfig.from_dict(TrainingRun(config, data=bundle).state_dict()["config"]).data == bundle.config
+
+
+def test_a_checkpoint_without_the_completed_data_config_still_loads(tmp_path):
+    from tune_app.training.engine import build_data_for
+
+    config = tiny_config(data=photo_data(tmp_path), scheduler={"name": "cosine"})
+    bundle = build_data_for(config)
+    straight = [m["val_loss"] for m in TrainingRun(config, data=bundle).epochs()]
+    first = TrainingRun(config, data=bundle)
+    history = [next(first.epochs())["val_loss"]]
+    state = first.state_dict()
+    # as written before the data config was completed where the data is built
+    state["config"]["data"] = {**state["config"]["data"], "crop_pct": None, "interpolation": None}
+    old = TrainConfig.from_dict(state["config"])
+    assert old.data.crop_pct is None
+    resumed = TrainingRun(old, data=bundle)
+    resumed.load_state_dict(state)
+    resumed.adopt_hyperparameters(state["config"])
+    assert resumed.epoch == 1 and resumed.config.data == bundle.config
+    history += [m["val_loss"] for m in resumed.epochs()]
+    assert history == straight
+
+
+def test_data_built_for_other_data_leaves_the_config_as_given(tmp_path, digits16):
+    from tune_app.training.engine import with_built_data
+
+    config = tiny_config(data=photo_data(tmp_path, crop_pct=0.8))
+    assert with_built_data(config, digits16) is config  # another dataset
+    assert with_built_data(config, build_data(dataclasses.replace(config.data, crop_pct=0.9))) is config
+    made_by_hand = dataclasses.replace(digits16, config=None)
+    assert TrainingRun(tiny_config(), data=made_by_hand).config == tiny_config()

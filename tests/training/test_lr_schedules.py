@@ -184,6 +184,22 @@ def test_unknown_or_bad_parameter_is_an_error_that_names_it():
         create_lr_schedule({"name": "multistep", "milestones": [3, 2]}, sgd(), ScheduleLength(4, 2))
 
 
+@pytest.mark.parametrize("option, path", [
+    pytest.param({"name": "step", "gama": 0.5}, "search.scheduler.gama", id="unknown"),
+    pytest.param({"name": "step", "gamma": 2.0}, "search.scheduler.gamma", id="out-of-range"),
+    pytest.param({"name": "multistep", "milestones": [3, 2]}, "search.scheduler.milestones", id="not-increasing"),
+    pytest.param({"name": "chained", "schedulers": ["cosine", "onecycle"]}, "search.scheduler.schedulers",
+                 id="not-chainable"),
+])
+def test_the_spec_and_the_build_reject_a_bad_option_in_the_same_words(option, path):
+    with pytest.raises(SpaceError) as spec:
+        parse_space({"scheduler": option}, KNOBS)
+    with pytest.raises(ValueError) as build:
+        create_lr_schedule(option, sgd(), ScheduleLength(4, 5))
+    assert spec.value.path == path
+    assert str(build.value).endswith(spec.value.message)  # the build's names the owner first: "scheduler 'step'..."
+
+
 def test_module_examples_run():
     assert doctest.testmod(schedulers_module).failed == 0
 

@@ -37,7 +37,7 @@ from .location import Location
 from ..report import best_trial_id, read_spec, read_trials, results_frame
 from ..training import DataBundle, TrainConfig
 from ..training.datasets import eval_preprocessing
-from ..training.engine import data_config
+from ..training.engine import build_data_for
 from ..training.models import output_channels, split_model_name
 from ..training.weights import EXPORTED_CONFIG, EXPORTED_WEIGHTS
 
@@ -65,10 +65,15 @@ class Exported:
 
 
 def data_summary(config: TrainConfig, bundle: DataBundle) -> dict[str, Any]:
-    """``data.json``: the classes and validation preprocessing of a sweep's data, and how it was read."""
+    """``data.json``: the classes and validation preprocessing of a sweep's data, and how it was read.
+
+    The preprocessing is that of the data config ``bundle`` was built from (completed for
+    the model: :func:`~tune_app.training.engine.build_data_for`).
+    """
+    built = bundle.config if bundle.config is not None else config.data  # a bundle made by hand keeps none
     return {"dataset": config.data.dataset, "task": bundle.task, "num_classes": bundle.num_classes,
             "in_chans": bundle.in_chans, "class_names": list(bundle.class_names),
-            "preprocessing": json_safe(eval_preprocessing(data_config(config))),
+            "preprocessing": json_safe(eval_preprocessing(built)),
             "train_images": len(bundle.train), "val_images": len(bundle.val), "notes": list(bundle.notes),
             "skipped": list(bundle.skipped)}
 
@@ -100,7 +105,7 @@ def export_best_model(location: Location, trial_id: str | None = None, out: str 
                         f"tune.keep_best_trials best keep their best epoch (tune.checkpoint_every 0 keeps none)")
     state = store.load(saved)
     config = TrainConfig.from_dict(state["config"])
-    data = _data_file(directory) or data_summary(config, _build_data(config))
+    data = _data_file(directory) or data_summary(config, build_data_for(config))
     target = Path(out) if out is not None else directory / BEST_MODEL
     write_model(target, state["model"], config, data, {
         "trial_id": trial_id, "epoch": int(state["epoch"]), "metric": metric, "mode": mode,
@@ -145,9 +150,3 @@ def write_model(target: Path, weights: Mapping[str, Any], config: TrainConfig, d
 def _data_file(directory: Path) -> dict[str, Any] | None:
     path = directory / MODEL_DATA_FILE
     return json.loads(path.read_text()) if path.is_file() else None
-
-
-def _build_data(config: TrainConfig) -> DataBundle:
-    from ..training import build_data
-
-    return build_data(data_config(config))

@@ -19,7 +19,7 @@ from .space import SearchSpace
 from .loggers import LOGGERS
 from ..sweep.strategies import SEARCH_ALGS, TRIAL_SCHEDULERS, SearchSetup, StrategyInfo
 from ..training import METRICS, TASKS, TrainConfig
-from ..training.datasets import DataConfig
+from ..training.datasets import DataConfig, scale_problem
 from ..training.optimizers import OPTIMIZERS, optimizer_options
 from ..schema import OptionError, check_options, unknown_name
 from ..errors import SpecError
@@ -76,8 +76,8 @@ class DataSpec(_Section):
                 folder = getattr(self, key)
                 if folder and not user_path(folder).is_dir():
                     found.append((f"{at}.{key}", f"no such directory: {folder}"))
-        if self.scale is not None and not 0 < self.scale[0] <= self.scale[1] <= 1:
-            found.append((f"{at}.scale", f"must be [low, high] with 0 < low <= high <= 1, got {self.scale}"))
+        if problem := scale_problem(self.scale):
+            found.append((f"{at}.scale", problem))
         return found
 
     def data_config(self, task: str) -> DataConfig:

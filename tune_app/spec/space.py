@@ -230,7 +230,7 @@ def _parse_option(raw: Any, registry: Mapping[str, OptionInfo], path: str) -> Op
     info = registry[name]
     parsed = []
     for key, value in params.items():
-        if key not in info.params:
+        if key not in info.params:  # values are checked by their Param, as check_options does when building
             raise SpaceError(f"{path}.{key}", unknown_option(repr(name), key, info.params))
         parsed.append((key, _parse_value(value, info.params[key], f"{path}.{key}")))
     return Option(name, name, tuple(parsed))

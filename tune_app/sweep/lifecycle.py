@@ -67,11 +67,10 @@ def shared_data(spec: ExperimentSpec, echo: Echo = print) -> DataBundle:
     maps its own image cache (built here first for this node, so a bad image stops the
     sweep before any training).
     """
-    from ..training.datasets import build_data
-    from ..training.engine import data_config
+    from ..training.engine import build_data_for
 
     try:
-        data = build_data(data_config(spec.train_config()))
+        data = build_data_for(spec.train_config())
     except ValueError as exc:  # a folder that cannot be read as a dataset: the data section's problem
         raise SpecError(str(exc)) from None
     for note in data.notes:

@@ -86,6 +86,9 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
     return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
 
+COMPLETED_FIELDS = ("mean", "std", "crop_pct", "interpolation")  # what data_config may fill in
+
+
 def data_config(config: TrainConfig) -> DataConfig:
     """The data part of a trial's config, completed from the model's pretrained config.
 
@@ -108,6 +111,36 @@ def data_config(config: TrainConfig) -> DataConfig:
     if data.interpolation is None and cfg is not None and cfg.interpolation in INTERPOLATIONS:
         changes["interpolation"] = cfg.interpolation
     return dataclasses.replace(data, **changes) if changes else data
+
+
+def build_data_for(config: TrainConfig) -> DataBundle:
+    """A trial's datasets: its data config completed for its model (:func:`data_config`), then built.
+
+    The bundle keeps the completed config (``bundle.config``): :class:`TrainingRun`
+    records it in its checkpoints, the export in ``config.json``.
+
+    Example:
+        >>> bundle = build_data_for(TrainConfig(model="timm/test_resnet", data=DataConfig(image_size=16)))
+        >>> bundle.config.crop_pct, bundle.config.interpolation  # test_resnet's pretrained config
+        (0.95, 'bilinear')
+    """
+    return build_data(data_config(config))
+
+
+def with_built_data(config: TrainConfig, data: DataBundle) -> TrainConfig:
+    """``config`` with the data config ``data`` was built from, if that is ``config.data`` completed.
+
+    Only the fields :func:`data_config` fills may differ, and only where ``config.data``
+    leaves them unset. Data built for something else (another dataset or size, or a
+    bundle made by hand, which has no config) leaves ``config`` as it is.
+    """
+    built = data.config
+    if built is None or built == config.data:
+        return config
+    unset = {name: getattr(built, name) for name in COMPLETED_FIELDS if getattr(config.data, name) is None}
+    if dataclasses.replace(config.data, **unset) != built:
+        return config
+    return dataclasses.replace(config, data=built)
 
 
 def model_pretrained_cfg(model: str, encoder: str | None = None) -> Any:
@@ -142,15 +175,17 @@ class TrainingRun:
     Args:
         config: The trial's complete configuration.
         data: Prebuilt datasets (a sweep shares one copy); built from ``config`` if None.
+            Built for ``config.data``, their completed data config becomes this run's.
     """
 
     def __init__(self, config: TrainConfig, data: DataBundle | None = None) -> None:
-        self.config = config
         seed_everything(config.seed)
         self.device = resolve_device(config.device)
         set_deterministic(config.deterministic)
         cuda = self.device.type == "cuda"
-        self.data = data if data is not None else build_data(data_config(config))
+        self.data = data if data is not None else build_data_for(config)
+        # Checkpoints record the data as it was built: crop_pct, interpolation and normalization included.
+        self.config = config = with_built_data(config, self.data)
 
         # data: seeded generators make the shuffling order and the augmentation part of the checkpoint
         self.generator = torch.Generator().manual_seed(config.seed)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from ._arrays import ArrayDataset, BatchLoader
 from ._augment import BatchTransform, sample_boxes
-from ._base import DEFAULT_CROP_PCT, INTERPOLATIONS, DataBundle, DataConfig, DatasetInfo
+from ._base import DEFAULT_CROP_PCT, INTERPOLATIONS, DataBundle, DataConfig, DatasetInfo, scale_problem
 from ._cache import BadImagesError, FolderCache, cache_root, stored_side
 from ._folder import describe_cache, scan_folder
 from ._per_item import FolderItems
@@ -58,6 +58,7 @@ __all__ = [
     "eval_preprocessing",
     "generate_shapes",
     "sample_boxes",
+    "scale_problem",
     "scan_folder",
     "stored_side",
     "write_sample_photos",

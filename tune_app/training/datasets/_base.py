@@ -26,6 +26,21 @@ def _floats(value: Any, field: str, length: int) -> tuple[float, ...]:
     return values
 
 
+def scale_problem(scale: Sequence[float] | None) -> str | None:
+    """What is wrong with ``data.scale``, RandomResizedCrop's area range ``[low, high]``; None if nothing.
+
+    The one check of it: the spec reports the problem at ``data.scale``, :class:`DataConfig` raises it.
+
+    Example:
+        >>> scale_problem([0.9, 0.1])
+        'must be [low, high] with 0 < low <= high <= 1, got [0.9, 0.1]'
+    """
+    if scale is None:
+        return None
+    low, high = scale
+    return None if 0 < low <= high <= 1 else f"must be [low, high] with 0 < low <= high <= 1, got {list(scale)}"
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """The data part of a trial's config: what to read, how to augment it, how to load it.
@@ -67,10 +82,10 @@ class DataConfig:
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"data.val_fraction must lie in (0, 1), got {self.val_fraction!r}")
         if self.scale is not None:
-            low, high = _floats(self.scale, "scale", 2)
-            if not 0.0 < low <= high <= 1.0:
-                raise ValueError(f"data.scale: 0 < low <= high <= 1 must hold, but got (low={low}, high={high})")
-            object.__setattr__(self, "scale", (low, high))
+            scale = _floats(self.scale, "scale", 2)
+            if problem := scale_problem(scale):
+                raise ValueError(f"data.scale: {problem}")
+            object.__setattr__(self, "scale", scale)
         for field in ("mean", "std"):
             value = getattr(self, field)
             if value is not None:
@@ -100,6 +115,9 @@ class DataBundle:
 
     Items are ``(image, target)``: a float ``[C, H, W]`` image and a long class index
     (classification) or a long ``[H, W]`` mask of class indices (segmentation).
+    ``config`` is the data config the sets were built from: for a trial's data, completed
+    for its model (crop_pct, interpolation, the weights' normalization), so what a
+    checkpoint or an exported model records is what the data was built with.
     """
 
     train: Dataset
@@ -110,6 +128,7 @@ class DataBundle:
     task: str = "classification"
     notes: tuple[str, ...] = ()  # how the data is read (cache or per item, and why), for the terminal
     skipped: tuple[str, ...] = ()  # unreadable images left out (data.skip_bad_images)
+    config: DataConfig | None = None  # what it was built from (build_data sets it); None: a bundle made by hand
 
 
 @dataclass(frozen=True)

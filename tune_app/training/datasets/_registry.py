@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ...schema import unknown_name
@@ -63,5 +64,9 @@ def eval_preprocessing(config: DataConfig) -> dict[str, Any]:
 
 
 def build_data(config: DataConfig) -> DataBundle:
-    """Build the dataset named by ``config.dataset`` for ``config.task``."""
-    return check_data(config).build(config)
+    """Build the dataset named by ``config.dataset`` for ``config.task``; the bundle keeps ``config``.
+
+    A trial's data config is completed for its model first
+    (:func:`~tune_app.training.engine.build_data_for` does both).
+    """
+    return dataclasses.replace(check_data(config).build(config), config=config)
