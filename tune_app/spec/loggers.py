@@ -2,7 +2,7 @@
 
 No Ray and no tracking package is imported here: the spec layer checks the names, and the
 command line checks, before anything starts, that each chosen tracker's package is
-installed. The trackers themselves are Ray Tune callbacks (``tracking.py``).
+installed. The trackers themselves are Ray Tune callbacks (:mod:`tune_app.sweep.tracking`).
 
 Example:
     >>> sorted(LOGGERS)

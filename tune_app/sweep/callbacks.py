@@ -1,6 +1,6 @@
 """Ray Tune callbacks of a sweep: progress lines, reports refreshed as trials end, the checkpoint budget.
 
-Part of the runner layer (it imports Ray); the runner imports it when a sweep starts.
+It imports Ray: the runner imports it when a sweep starts.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """Where trials run: a private loopback Ray instance, or an existing cluster; what a trial may ask of it.
 
-Part of the runner layer (with runner.py and trainable.py the only code that imports
-Ray, lazily). Connecting is where users meet Ray's network and security defaults, so
+Ray is imported when a sweep connects, not with this module. Connecting is where users meet Ray's network and security defaults, so
 those are decided here: loopback for local instances, the cluster's own auth mode for
 remote ones, a dashboard only when asked.
 """

@@ -1,10 +1,10 @@
 """Ray Tune assembly: the Tuner of a sweep (trainable, search algorithm, trial scheduler,
 resources, storage, checkpoint and failure policy), and resume.
 
-With ``cluster.py``, ``callbacks.py``, ``tracking.py``, ``searchers.py`` and ``trainable.py`` the only code
-that imports Ray, lazily, so validating a spec does not pay for importing Ray. The
-search algorithms and trial schedulers themselves are registries in ``strategies.py``; what
-the sweep needs of Ray's and Optuna's internals is in ``compat.py``, with the tested versions.
+Ray is imported when a sweep starts, so validating a spec does not pay for it. The search
+algorithms and trial schedulers themselves are registries in :mod:`.strategies`; what the
+sweep needs of Ray's and Optuna's internals is in :mod:`.compat`, with the tested versions;
+the experiment around the sweep (files, signals, reports) is :mod:`.lifecycle`'s.
 """
 
 from __future__ import annotations

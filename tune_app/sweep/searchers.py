@@ -1,7 +1,7 @@
 """Ray Tune searchers of tune-app's own: a precomputed list of configs (grid search over a
 conditional space), and Ray's OptunaSearch over a study kept in a database.
 
-Part of the runner layer: imported only when a search algorithm is built.
+It imports Ray: imported only when a search algorithm is built.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Per-trial tracking as Ray Tune callbacks: one MLflow run per trial under a parent run for the
 sweep; TensorBoard event files per trial; one W&B run per trial.
 
-Part of the runner layer (it imports Ray). The driver alone talks to the tracking
+It imports Ray: the runner imports it when a sweep starts. The driver alone talks to the tracking
 server: runs are created and written from the callbacks, keyed by Ray's trial id, so
 concurrent trials never share a run (Ray's own MLflow callback put 20 trials into one
 W&B-style run, ray #28919) and never log a parameter twice with another value ("Changing
