@@ -66,6 +66,19 @@ def result_lines(experiment: Path) -> dict[str, list[dict]]:
     return found
 
 
+# Fixtures that run a real sweep: the tests that use them start Ray.
+SWEEP_FIXTURES = {"asha_sweep", "study_sweep"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that starts Ray (marked `ray`, or using a sweep fixture) is also `slow`: out of the fast tier."""
+    for item in items:
+        if SWEEP_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("ray"):
+            item.add_marker(pytest.mark.ray)
+        if item.get_closest_marker("ray") and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def tiny_spec_data() -> dict:
     """A fresh deep copy of the tiny spec, safe to modify."""

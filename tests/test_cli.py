@@ -23,6 +23,7 @@ def tune_app(*args: str, cwd: Path | None = None, timeout: int = 600) -> subproc
 
 
 # ------------------------------------------------------------- bad input
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
@@ -42,6 +43,7 @@ def test_bad_input_exits_2_with_a_message_and_no_traceback(tiny_spec_file, args,
     assert "Traceback" not in result.stderr + result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", SEARCH_SPACES, ids=lambda p: p.name)
 def test_validate_accepts_every_bundled_search_space(path, capsys):
     assert main(["validate", str(path), "--samples", "2"]) == 0
@@ -49,6 +51,7 @@ def test_validate_accepts_every_bundled_search_space(path, capsys):
     assert "sample 2:" in out and "each choice once" in out and out.rstrip().endswith(": OK")
 
 
+@pytest.mark.slow
 def test_the_photos_template_validates_against_a_generated_photo_folder(tmp_path, capsys):
     import timm
     from safetensors.torch import save_file

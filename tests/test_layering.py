@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import tune_app
 
 PACKAGE = Path(tune_app.__file__).parent
@@ -85,6 +87,7 @@ def test_no_module_of_the_package_imports_itself_back():
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
 
 
+@pytest.mark.slow
 def test_validating_a_spec_imports_no_ray():
     code = (
         "import sys\n"
@@ -161,6 +164,7 @@ def test_only_the_sweep_package_imports_ray():
     assert ray_imports(PACKAGE / "sweep" / "runner.py")  # the walker finds Ray where it is imported
 
 
+@pytest.mark.slow
 def test_writing_the_reports_of_an_experiment_imports_no_ray(tmp_path):
     code = (
         "import sys; sys.path.insert(0, '.')\n"

@@ -120,6 +120,7 @@ print("ok")
 '''
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("names", [[("torchvision/mobilenet_v3_small", "classification", None),
                                     ("torchvision/lraspp_mobilenet_v3_large", "segmentation", None),
                                     ("smp/Unet", "segmentation", "test_resnet")]])

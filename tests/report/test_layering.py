@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import tune_app.report
 
 REPORT = Path(tune_app.report.__file__).parent
@@ -26,6 +28,7 @@ def test_report_modules_import_nothing_from_the_layers_above():
                     assert alias.name.split(".")[0] not in ("ray", "torch", "tune_app"), (path.name, alias.name)
 
 
+@pytest.mark.slow
 def test_the_report_layer_loads_neither_ray_nor_torch(tmp_path):
     # Every module imported (plots, importance's optuna included), the cheap reports written.
     code = (

@@ -128,6 +128,7 @@ def _case(name: str) -> BadSpec:
     return next(c for c in CASES if c.path.name == name)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("command", "name", "extra"),
     [
@@ -149,6 +150,7 @@ def test_tune_app_command_rejects_the_file(command, name, extra, tmp_path):
 
 
 # ------------------------------------------------------- generated inputs
+@pytest.mark.slow
 def test_a_file_over_a_megabyte_is_refused_before_parsing(tmp_path):
     huge = tmp_path / "in" / "huge.yaml"
     huge.parent.mkdir()

@@ -81,6 +81,7 @@ def test_the_environment_variable_lets_untested_versions_run_with_a_warning(valu
                 compat.check_versions(untested, environ={compat.ALLOW_UNTESTED: value})
 
 
+@pytest.mark.slow
 def test_search_and_resume_on_an_untested_ray_stop_before_anything_is_created_or_ray_is_imported(tmp_path):
     """The check reads the installed version as pip sees it: here a Ray 2.61.0 found first on sys.path."""
     fake = tmp_path / "site" / "ray-2.61.0.dist-info"

@@ -103,6 +103,7 @@ def test_a_touched_file_makes_a_new_cache_and_old_ones_are_pruned(photos, tmp_pa
         os.utime(victim, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
+@pytest.mark.slow
 def test_two_trials_started_together_build_the_cache_once(photos, tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
@@ -145,6 +146,7 @@ def test_a_corrupt_jpeg_is_an_error_naming_the_file(photos, tmp_path):
         bad.unlink()
 
 
+@pytest.mark.slow
 def test_a_corrupt_image_stops_the_command_with_exit_2(photos, tmp_path):
     bad = photos / "val" / "flower" / "zz_corrupt.jpg"
     bad.write_bytes(b"not a jpeg at all")

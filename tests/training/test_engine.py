@@ -62,6 +62,7 @@ def test_deterministic_switches_torch_to_deterministic_kernels_and_back(digits16
         torch.backends.cudnn.deterministic = False
 
 
+@pytest.mark.slow
 def test_bf16_autocast_trains_on_the_cpu():
     # 32 px, not 16: at 16 px test_resnet's last stage convolves 1x1 maps, where oneDNN's bf16
     # weight gradient on CPUs with AMX / AVX512-BF16 (torch 2.14.1) is sometimes NaN.
@@ -96,6 +97,7 @@ def test_state_dict_loads_with_weights_only(tmp_path, digits16):
         assert torch.equal(a, b)
 
 
+@pytest.mark.slow
 def test_the_training_package_runs_without_ray():
     import subprocess
     import sys
@@ -104,6 +106,7 @@ def test_the_training_package_runs_without_ray():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+@pytest.mark.slow
 def test_resuming_from_a_checkpoint_ends_like_an_uninterrupted_run(tmp_path, digits16):
     config = dict(epochs=3, scheduler={"name": "onecycle"}, loss={"name": "focal", "gamma": 2.0})
     straight = [m["val_loss"] for m in TrainingRun(tiny_config(**config), data=digits16).epochs()]
@@ -118,6 +121,7 @@ def test_resuming_from_a_checkpoint_ends_like_an_uninterrupted_run(tmp_path, dig
     assert history == straight  # bit for bit: model, optimizer, schedule, shuffling and RNG state all restored
 
 
+@pytest.mark.slow
 def test_adopting_new_hyperparameters_rescales_the_schedule(digits16):
     run = TrainingRun(tiny_config(scheduler={"name": "cosine"}, epochs=4, lr=0.01, weight_decay=0.05), data=digits16)
     next(run.epochs())
