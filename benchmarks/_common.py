@@ -15,8 +15,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -150,7 +151,7 @@ class Stopwatch:
         self.sync = sync
         self.seconds = self.cpu_seconds = math.nan
 
-    def __enter__(self) -> "Stopwatch":
+    def __enter__(self) -> Stopwatch:
         if self.sync:
             self.sync()
         self.start, self.cpu_start = time.perf_counter(), time.process_time()
@@ -211,7 +212,6 @@ class HandLoop:
         return torch.autocast(self.device.type, dtype=self.dtype)
 
     def train_one_epoch(self, max_steps: int | None = None) -> dict[str, float]:
-        import torch
         import torch.nn.functional as F
 
         model, device = self.model, self.device

@@ -28,10 +28,10 @@ relative to one epoch (train + evaluate).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import _common as C
@@ -115,8 +115,8 @@ def throughput(args: argparse.Namespace) -> list[dict]:
                 for _ in range(args.warmup):  # first passes: allocator, cuDNN autotuning, caches
                     run.train_one_epoch(max_steps=steps)
                     hand.train_one_epoch(max_steps=steps)
-                wall, cpu_s = interleaved(lambda: run.train_one_epoch(max_steps=steps),
-                                          lambda: hand.train_one_epoch(max_steps=steps), args.repeats, sync)
+                wall, cpu_s = interleaved(partial(run.train_one_epoch, max_steps=steps),
+                                          partial(hand.train_one_epoch, max_steps=steps), args.repeats, sync)
                 row = {"model": model, "image_size": size, "amp": amp, "channels_last": channels_last,
                        "batch_size": args.batch_size, "steps": steps, "repeats": args.repeats,
                        "compared": "tune-app / hand", **compare_row(images, wall, cpu_s, on_cpu)}
@@ -134,8 +134,8 @@ def throughput(args: argparse.Namespace) -> list[dict]:
                                       channels_last=channels_last, num_workers=args.num_workers, seed=0)
                     for _ in range(args.warmup):
                         twin.train_one_epoch(max_steps=steps)
-                    wall, cpu_s = interleaved(lambda: twin.train_one_epoch(max_steps=steps),
-                                              lambda: hand.train_one_epoch(max_steps=steps), args.repeats, sync)
+                    wall, cpu_s = interleaved(partial(twin.train_one_epoch, max_steps=steps),
+                                              partial(hand.train_one_epoch, max_steps=steps), args.repeats, sync)
                     control = {**row, "compared": "hand copy / hand (A/A control)",
                                **compare_row(images, wall, cpu_s, on_cpu)}
                     control["target_met"] = None
@@ -190,7 +190,7 @@ def checkpoint_cost(args: argparse.Namespace) -> list[dict]:
         row = {
             "model": model, "image_size": size, "state_mb": sizes[-1] / 2**20,
             "epoch_s": C.median(epoch_s), "save_s": C.median(save_s), "load_s": C.median(load_s),
-            "save_load_s": C.median(s + l for s, l in zip(save_s, load_s)),
+            "save_load_s": C.median(save + load for save, load in zip(save_s, load_s)),
         }
         row["save_share_of_epoch"] = row["save_s"] / row["epoch_s"]
         row["save_load_share_of_epoch"] = row["save_load_s"] / row["epoch_s"]

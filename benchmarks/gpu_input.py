@@ -29,8 +29,15 @@ import _common as C
 def bundles(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
-    from tune_app.training.datasets import (ArrayDataset, BatchTransform, DataBundle, DataConfig, build_data,
-                                        stored_side, write_sample_photos)
+    from tune_app.training.datasets import (
+        ArrayDataset,
+        BatchTransform,
+        DataBundle,
+        DataConfig,
+        build_data,
+        stored_side,
+        write_sample_photos,
+    )
 
     root = args.work / f"photos-{args.photos}"
     if not (root / "train").is_dir():

@@ -38,8 +38,9 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import _common as C
 
@@ -100,7 +101,7 @@ def time_images(batches: Any, limit: int) -> tuple[float, int]:
 def input_only(root: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     import torch
 
-    from tune_app.training.datasets import scan_folder, DataConfig
+    from tune_app.training.datasets import DataConfig, scan_folder
 
     torch.set_num_threads(1)
     files = scan_folder(DataConfig(dataset="folder", train_dir=str(root / "train"), val_dir=str(root / "val")))
@@ -223,7 +224,7 @@ def train_rates(sets: list[str], args: argparse.Namespace) -> list[float]:
 
 
 def end_to_end(root: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
-    sides = {"digits": [], "photos": [f"data.dataset=folder", f"data.train_dir={root / 'train'}",
+    sides = {"digits": [], "photos": ["data.dataset=folder", f"data.train_dir={root / 'train'}",
                                       f"data.val_dir={root / 'val'}"]}
     rates: dict[str, list[float]] = {name: [] for name in sides}
     for repeat in range(args.e2e_repeats):

@@ -28,6 +28,7 @@ Three parts (``--part sweeps``, ``--part reports``, ``--part study``; default al
 from __future__ import annotations
 
 import argparse
+import itertools
 import re
 import statistics
 import subprocess
@@ -106,7 +107,7 @@ def sweeps(sizes: list[int]) -> dict:
             rows.append(one_sweep(n, Path(tmp)))
             print(C.table([rows[-1]]), flush=True)
     marginal = []
-    for a, b in zip(rows, rows[1:]):
+    for a, b in itertools.pairwise(rows):
         per_trial = (b["wall_s"] - a["wall_s"]) * 2 / (b["trials"] - a["trials"]) - b["trial_s_median"]
         marginal.append({"from": a["trials"], "to": b["trials"], "overhead_s_per_trial": per_trial})
     print(C.table(marginal))
@@ -144,7 +145,6 @@ def study_cost(trials: int = 2000) -> dict:
 def reports(trials: int, epochs: int, repeats: int) -> dict:
     sys.path.insert(0, str(C.ROOT))
     from tests.report.synthetic import sweep
-
     from tune_app.report import write_reports
 
     with tempfile.TemporaryDirectory(prefix="many-reports-") as tmp:
@@ -154,7 +154,7 @@ def reports(trials: int, epochs: int, repeats: int) -> dict:
             times = []
             for _ in range(repeats):
                 start = time.perf_counter()
-                _, paths = write_reports(directory, final=final)
+                _, _paths = write_reports(directory, final=final)
                 times.append(time.perf_counter() - start)
             row["final_s" if final else "intermediate_s"] = statistics.median(times)
             row["final_s_repeats" if final else "intermediate_s_repeats"] = times

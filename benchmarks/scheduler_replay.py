@@ -40,13 +40,13 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
-
-import numpy
+from typing import Any
 
 import _common as C
+import numpy
 import search_efficiency as S
 
 TARGET_RATIO = S.TARGET_RATIO

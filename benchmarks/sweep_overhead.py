@@ -183,7 +183,7 @@ def end_to_end(args: argparse.Namespace, work: Path) -> dict[str, list[dict[str,
                                  str(work), "--name", name, "--samples", str(args.samples), "--epochs",
                                  str(args.epochs), "--concurrency", str(args.concurrency), "--seed", str(r)],
                                 "FIRST_RESULT", env)
-                times = json.loads(next(l for l in out["stdout"] if l.startswith("TRIAL_TIMES"))[12:])
+                times = json.loads(next(line for line in out["stdout"] if line.startswith("TRIAL_TIMES"))[12:])
             record = summarize(method, out["wall_s"], out["first_result_s"], times, args)
             runs[method].append(record)
             print(f"  [e2e {r + 1}/{args.e2e_repeats}] {method:14s} wall {record['wall_s']:6.1f}s  first result "
@@ -195,12 +195,11 @@ def end_to_end(args: argparse.Namespace, work: Path) -> dict[str, list[dict[str,
 # ---------------------------------------------------------------- in process
 def in_process(args: argparse.Namespace, work: Path) -> dict[str, list[dict[str, Any]]]:
     import ray
-
-    from tune_app.sweep.runner import run_sweep
-    from tune_app.spec import load_spec
-    from tune_app.training.engine import build_data_for
-
     import yaml
+
+    from tune_app.spec import load_spec
+    from tune_app.sweep.runner import run_sweep
+    from tune_app.training.engine import build_data_for
 
     work.mkdir(parents=True, exist_ok=True)
     spec_path = work / "spec-inproc.yaml"

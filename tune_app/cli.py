@@ -11,8 +11,9 @@ import argparse
 import errno
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from .errors import RunError, SpecError, TuneAppError
 from .experiment.location import Location

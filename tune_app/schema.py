@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class Param:
     high_open: bool = False
     choices: tuple[Any, ...] | None = None
     coerce: Callable[[Any], Any] | None = None
-    item: "Param | None" = None
+    item: Param | None = None
     min_items: int = 1
     help: str = ""
 
@@ -71,12 +72,10 @@ class Param:
             return value
         if self.choices is not None and value not in self.choices:
             raise ValueError(f"must be one of {list(self.choices)}, got {value!r}")
-        if self.low is not None:
-            if value < self.low or (self.low_open and value == self.low):
-                raise ValueError(f"must be {'>' if self.low_open else '>='} {self.low}, got {value!r}")
-        if self.high is not None:
-            if value > self.high or (self.high_open and value == self.high):
-                raise ValueError(f"must be {'<' if self.high_open else '<='} {self.high}, got {value!r}")
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            raise ValueError(f"must be {'>' if self.low_open else '>='} {self.low}, got {value!r}")
+        if self.high is not None and (value > self.high or (self.high_open and value == self.high)):
+            raise ValueError(f"must be {'<' if self.high_open else '<='} {self.high}, got {value!r}")
         return value
 
     def _check_type(self, value: Any) -> Any:

@@ -14,7 +14,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 # Keys of every result a trial reports.
 EPOCH = "epoch"  # epochs completed; Ray's training_iteration also counts results repeated after a restore

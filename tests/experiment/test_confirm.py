@@ -69,7 +69,7 @@ def test_confirm_reruns_the_top_configs_under_new_seeds_resumes_and_writes_the_v
         params = [c for c in sweep.columns if c not in ("trial_id", "status", "epochs", "val_acc", "time_total_s",
                                                         "error")]
         origin_row = sweep[sweep["trial_id"] == origin][params].iloc[0]
-        assert all(pd.isna(v) and pd.isna(origin_row[c]) or v == origin_row[c]
+        assert all((pd.isna(v) and pd.isna(origin_row[c])) or v == origin_row[c]
                    for c, v in group[params].iloc[0].items())  # the origin trial's config, repeated
     after = result_lines(confirm)
     for name in finished:  # a run finished before the kill was not trained again
@@ -84,7 +84,7 @@ def test_confirm_reruns_the_top_configs_under_new_seeds_resumes_and_writes_the_v
         half = stats.t.ppf(0.95, 1) * stats.sem(values)  # (two equal seeds: a zero-width interval)
         assert (row["low"], row["high"]) == pytest.approx((sum(values) / 2 - half, sum(values) / 2 + half))
     winner = table["mean"].idxmax()
-    assert list(table.index)[0] == winner
+    assert next(iter(table.index)) == winner
     held = winner == top[0]
     confirm_md = (confirm / "confirm.md").read_text()
     assert ("the sweep's winner held" if held else f"the sweep's winner `{top[0]}` did not hold") in confirm_md
@@ -113,8 +113,8 @@ def test_the_plan_takes_the_best_trials_and_seeds_after_the_sweeps(tmp_path):
 
 def test_bad_top_or_seeds_and_an_experiment_without_results_are_clear_errors(tmp_path):
     from tests.report.synthetic import Trial, known, spec, write_experiment
-    from tune_app.experiment.confirm import plan_confirmation
     from tune_app.errors import SpecError
+    from tune_app.experiment.confirm import plan_confirmation
 
     with pytest.raises(SpecError, match="--seeds: must be >= 1, got 0"):
         plan_confirmation(known(tmp_path / "known"), top=2, seeds=0)

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from tune_app.cli import main
-from tune_app.spec.space import parse_space
 from tune_app.experiment.study import RAY_TRIAL_ID, WARM_START_FROM, study_storage
-from tune_app.training import KNOBS
 from tune_app.experiment.warm_start import fit_to_space
+from tune_app.spec.space import parse_space
+from tune_app.training import KNOBS
 
 from ..conftest import write_spec
 

@@ -65,7 +65,7 @@ def test_report_html_has_the_plots(report):
 
 def test_report_html_carries_the_tables_of_report_md(report):
     _, html, md = report
-    assert [h for h in re.findall(r"^## (.*)$", md, re.M)] == [
+    assert list(re.findall(r"^## (.*)$", md, re.M)) == [
         re.sub(r"<code>(.*?)</code>", r"`\1`", h) for h in re.findall(r"<h2[^>]*>(.*?)</h2>", html)]
     for line in md.splitlines():
         if line.startswith("| ") and not line.startswith("| ---"):

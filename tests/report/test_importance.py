@@ -100,8 +100,7 @@ def test_nothing_in_every_trial(exp):
 
 def test_beyond_max_trials_importance_runs_on_a_seeded_sample_and_says_so(tmp_path, monkeypatch):
     from tests.report.synthetic import SWEEP_PARAMETERS, sweep
-    from tune_app.report import analyze
-    from tune_app.report import importance
+    from tune_app.report import analyze, importance
     from tune_app.report.markdown import render_report
 
     exp = sweep(tmp_path / "sweep", n=60, epochs=4)

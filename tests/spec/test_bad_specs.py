@@ -195,12 +195,12 @@ def test_an_exponent_without_a_dot_is_understood(tmp_path, monkeypatch, capsys):
     work.mkdir()
     monkeypatch.chdir(work)
     rc = main(["validate", str(path), "--no-build", "--samples", "0"])
-    out, err = capsys.readouterr()
+    _out, err = capsys.readouterr()
     assert rc == 0 or (rc == 2 and "1.0e-3" in err), err
 
 
 def test_an_unknown_task_is_reported_once(monkeypatch, capsys, tmp_path):
     monkeypatch.chdir(tmp_path)
     rc = main(["validate", str(CORPUS / "unknown_task.yaml"), "--no-build"])
-    out, err = capsys.readouterr()
+    _out, err = capsys.readouterr()
     assert rc == 2 and "problems" not in err, err

@@ -64,8 +64,8 @@ def test_a_check_names_the_field_it_rejects(check, changes, path, fragment):
 
 def spec_unchecked(**sections):
     """The spec as validation sees it before the cross-section checks: sections valid, space parsed."""
-    from tune_app.spec.space import parse_space
     from tune_app.spec import ExperimentSpec
+    from tune_app.spec.space import parse_space
     from tune_app.training import KNOBS
 
     data = copy.deepcopy(TINY_SPEC)

@@ -27,16 +27,16 @@ from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
 from tune_app.errors import SpecError
-from tune_app.sweep.strategies import SEARCH_ALGS, TRIAL_SCHEDULERS
-from tune_app.spec.space import DISTRIBUTIONS
+from tune_app.schema import Param
 from tune_app.spec import ExperimentSpec, apply_override, load_spec, validate_spec
+from tune_app.spec.space import DISTRIBUTIONS
+from tune_app.sweep.strategies import SEARCH_ALGS, TRIAL_SCHEDULERS
 from tune_app.training import KNOBS, METRICS, TASKS
 from tune_app.training.config import AMP_MODES
 from tune_app.training.datasets import DATASETS
 from tune_app.training.losses import LOSSES
-from tune_app.training.optimizers import OPTIMIZERS
-from tune_app.schema import Param
 from tune_app.training.lr_schedules import LR_SCHEDULES
+from tune_app.training.optimizers import OPTIMIZERS
 
 from ..conftest import TINY_SPEC
 

@@ -7,9 +7,9 @@ import logging
 import re
 
 from tests.report.synthetic import known
-from tune_app.sweep.callbacks import ReportRefresh
 from tune_app.experiment.location import Location
 from tune_app.spec import validate_spec
+from tune_app.sweep.callbacks import ReportRefresh
 
 from ..conftest import TINY_SPEC
 

@@ -7,8 +7,8 @@ import re
 import pandas as pd
 import pytest
 
-from tune_app.sweep.disk import MB, used_bytes
 from tune_app.experiment.checkpoints import TrialCheckpoints
+from tune_app.sweep.disk import MB, used_bytes
 
 pytestmark = pytest.mark.ray
 

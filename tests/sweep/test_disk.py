@@ -7,9 +7,9 @@ import io
 import pytest
 import torch
 
-from tune_app.sweep.disk import ENDED_BYTES, disk_budget, max_classes, used_bytes
 from tune_app.experiment.checkpoints import ended_state
 from tune_app.spec import validate_spec
+from tune_app.sweep.disk import ENDED_BYTES, disk_budget, max_classes, used_bytes
 from tune_app.training import DataConfig, TrainConfig, TrainingRun
 
 

@@ -8,8 +8,8 @@ import shutil
 import optuna
 import pytest
 
-from tune_app.spec import validate_spec
 from tune_app.experiment.study import RAY_TRIAL_ID, study_storage
+from tune_app.spec import validate_spec
 
 from ..conftest import TINY_SPEC
 

@@ -14,8 +14,8 @@ from tune_app.errors import SpecError
 from tune_app.experiment.location import Location
 from tune_app.report import load_history, write_reports
 from tune_app.report.results import read_trials
-from tune_app.sweep.runner import run_sweep
 from tune_app.spec import validate_spec
+from tune_app.sweep.runner import run_sweep
 from tune_app.sweep.strategies import SEARCH_ALGS, TRIAL_SCHEDULERS
 from tune_app.training.engine import build_data_for
 
@@ -72,7 +72,7 @@ def test_every_search_algorithm_runs_a_real_sweep(alg, tmp_path, digits16, ray_l
     changes = {"tune": {"search_alg": alg, "scheduler": "fifo", "num_samples": 3}, "train": {"epochs": 1}}
     if alg == "grid":
         changes["search"] = FINITE
-    spec, results, history, lines = sweep(tmp_path, digits16, f"alg-{alg}", **changes)
+    _spec, results, history, lines = sweep(tmp_path, digits16, f"alg-{alg}", **changes)
     expected = 4 if alg == "grid" else 3
     assert len(results) == expected and set(results["status"]) == {"TERMINATED"}, results
     assert results["val_acc"].notna().all()
@@ -97,7 +97,7 @@ def test_every_trial_scheduler_runs_a_real_sweep(scheduler, tmp_path, digits16, 
     if scheduler == "hyperband":
         tune["max_concurrent"] = None  # its brackets need every trial created up front
     search = {**TINY_SPEC["search"], "lr": {"loguniform": [1e-6, 1e-2]}}
-    spec, results, history, _ = sweep(tmp_path, digits16, f"sched-{scheduler}", tune=tune, train={"epochs": 3},
+    _spec, results, _history, _ = sweep(tmp_path, digits16, f"sched-{scheduler}", tune=tune, train={"epochs": 3},
                                       search=search)
     assert len(results) == 4 and set(results["status"]) == {"TERMINATED"}, results
     assert results["epochs"].between(1, 3).all()
@@ -113,7 +113,7 @@ def test_pbt_restores_from_checkpoints_and_mutates_lr(tmp_path, digits16, ray_lo
     epochs = 6
     tune = {"scheduler": {"name": "pbt", "perturbation_interval": 1, "quantile_fraction": 0.5},
             "search_alg": "random", "num_samples": 4}
-    spec, results, history, _ = sweep(tmp_path, digits16, "pbt", tune=tune, train={"epochs": epochs})
+    _spec, results, history, _ = sweep(tmp_path, digits16, "pbt", tune=tune, train={"epochs": epochs})
     assert len(results) == 4 and set(results["status"]) == {"TERMINATED"}, results
     assert (results["epochs"] == epochs).all()  # PBT stops nobody; it replaces weights and values
     restored = history[history["restored_from_epoch"] > 0]
@@ -136,7 +136,7 @@ def test_pbt_with_more_trials_than_slots_ends_every_trial_at_its_budget(tmp_path
     tune = {"scheduler": {"name": "pbt", "perturbation_interval": 1, "quantile_fraction": 0.5},
             "search_alg": "random", "num_samples": 6, "time_budget_s": budget_s}
     started = time.monotonic()
-    spec, results, _, lines = sweep(tmp_path, digits16, "pbt-slots", tune=tune, train={"epochs": 3})
+    _spec, results, _, lines = sweep(tmp_path, digits16, "pbt-slots", tune=tune, train={"epochs": 3})
     assert time.monotonic() - started < budget_s, "the sweep ran into its time budget: a trial never ended"
     assert len(results) == 6 and set(results["status"]) == {"TERMINATED"}, results
     assert (results["epochs"] == 3).all()

@@ -19,7 +19,6 @@ from tune_app.training.datasets import (
     ArrayDataset,
     BadImagesError,
     DataConfig,
-    FolderCache,
     FolderItems,
     build_data,
     scan_folder,

@@ -53,9 +53,9 @@ def test_digits_has_every_image_once_with_a_stratified_split():
     bundle = build_data(DataConfig(dataset="digits", image_size=24))
     assert (len(bundle.train), len(bundle.val)) == (1437, 360)
     assert bundle.num_classes == 10 and bundle.in_chans == 3 and bundle.task == "classification"
-    image, label = bundle.train[0]
+    image, _label = bundle.train[0]
     assert image.shape == (3, 24, 24) and image.dtype == torch.float32
-    assert -1.0 <= image.min() and image.max() <= 1.0
+    assert image.min() >= -1.0 and image.max() <= 1.0
     val_counts = np.bincount(bundle.val.targets, minlength=10)
     assert val_counts.min() >= 35 and val_counts.max() <= 37  # 20% of each class's ~180 images
 
@@ -134,7 +134,7 @@ def test_shapes_bundle_sizes_classes_and_item_types():
     image, mask = bundle.train[5]
     assert image.shape == (3, 32, 32) and image.dtype == torch.float32
     assert mask.shape == (32, 32) and mask.dtype == torch.int64
-    assert -1.0 <= image.min() and image.max() <= 1.0
+    assert image.min() >= -1.0 and image.max() <= 1.0
     batch_images, batch_masks = next(iter(DataLoader(bundle.train, batch_size=8)))
     assert batch_images.shape == (8, 3, 32, 32) and batch_masks.shape == (8, 32, 32)
 

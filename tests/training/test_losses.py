@@ -89,7 +89,7 @@ def test_declared_parameters_match_the_factory_and_its_defaults_are_valid(name):
 @configs
 @shapes
 def test_loss_is_a_finite_scalar_with_gradients(config, shape):
-    task, num_classes, logits, target = make_problem(shape)
+    _task, _num_classes, logits, target = make_problem(shape)
     logits.requires_grad_()
     loss = build(config, shape)(logits, target)
     assert loss.shape == () and loss.dtype == torch.float32 and torch.isfinite(loss)
@@ -100,7 +100,7 @@ def test_loss_is_a_finite_scalar_with_gradients(config, shape):
 @configs
 @shapes
 def test_perfect_logits_score_lower_than_wrong_ones(config, shape):
-    _, num_classes, logits, target = make_problem(shape)
+    _, _num_classes, logits, target = make_problem(shape)
     channels = logits.shape[1]
     wrong = (1 - target) if channels == 1 else (target + 1) % channels
     loss = build(config, shape)

@@ -6,7 +6,8 @@ import doctest
 import inspect
 import io
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
@@ -15,7 +16,14 @@ from torch.optim import lr_scheduler as lrs
 from tune_app.spec.space import SpaceError, parse_space
 from tune_app.training import KNOBS
 from tune_app.training import lr_schedules as schedulers_module
-from tune_app.training.lr_schedules import LR_SCHEDULES, WARMUP_PARAMS, ScheduleLength, ChainSchema, create_lr_schedule, current_lr
+from tune_app.training.lr_schedules import (
+    LR_SCHEDULES,
+    WARMUP_PARAMS,
+    ChainSchema,
+    ScheduleLength,
+    create_lr_schedule,
+    current_lr,
+)
 
 LR = 0.1
 Metrics = Callable[[int], dict[str, float]]

@@ -6,6 +6,7 @@ point at empty temporary folders.
 
 from __future__ import annotations
 
+import itertools
 import socket
 import time
 from pathlib import Path
@@ -245,7 +246,7 @@ def test_trainable_parameters_shrink_with_every_frozen_stage(name, task, encoder
         model = build()
         freeze(model, depth)
         counts.append(count_parameters(model, trainable_only=True))
-    assert all(later < earlier for earlier, later in zip(counts, counts[1:])), counts
+    assert all(later < earlier for earlier, later in itertools.pairwise(counts)), counts
     model = build()
     freeze(model, "all")
     head = set(stage_plan(model).head)

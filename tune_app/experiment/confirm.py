@@ -18,16 +18,17 @@ Example:
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import SpecError
-from .location import Location
 from ..report.confirmation import CONFIRM_DIR, PLAN_FILE, Confirmation, read_plan
-from ..report.writer import write_confirmation
 from ..report.results import load_results, read_spec, read_trials
 from ..report.tables import leaderboard
+from ..report.writer import write_confirmation
 from ..trial_result import ORIGIN_TRIAL, RUN_SEED
+from .location import Location
 
 
 def plan_confirmation(experiment_dir: str | Path, top: int, seeds: int) -> dict[str, Any]:
@@ -113,9 +114,9 @@ def finish_confirmation(experiment: Location, confirm: Location) -> tuple[Confir
 
     Returns the confirmation, the paths written and a line on the exported model.
     """
-    from .export import export_best_model
     from ..report import write_reports
     from ..spec import load_spec
+    from .export import export_best_model
 
     confirm.pull()
     confirmation, paths = write_confirmation(confirm.local)

@@ -27,19 +27,20 @@ Example:
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from .checkpoints import TrialCheckpoints, json_safe
 from ..errors import SpecError
-from .location import Location
 from ..report import best_trial_id, read_spec, read_trials, results_frame
 from ..training import DataBundle, TrainConfig
 from ..training.datasets import eval_preprocessing
 from ..training.engine import build_data_for
 from ..training.models import output_channels, split_model_name
 from ..training.weights import EXPORTED_CONFIG, EXPORTED_WEIGHTS
+from .checkpoints import TrialCheckpoints, json_safe
+from .location import Location
 
 BEST_MODEL = "best_model"
 MODEL_DATA_FILE = "data.json"  # what the sweep's data is (and what a model of it needs): written when it starts

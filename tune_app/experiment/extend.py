@@ -32,7 +32,7 @@ class Extension:
     """What an extension runs: ``spec`` (``N`` trials, a fresh seed), the study's ``warm`` trials when
     it must be rebuilt, and how many trials the experiment held ``before``."""
 
-    spec: "ExperimentSpec"
+    spec: ExperimentSpec
     warm: list[Any]
     before: int
 
@@ -42,7 +42,7 @@ def extension_seed(seed: int, before: int) -> int:
     return (seed + before) % 2**32
 
 
-def plan_extension(spec: "ExperimentSpec", location: Location, trials: int) -> Extension:
+def plan_extension(spec: ExperimentSpec, location: Location, trials: int) -> Extension:
     """Check that the experiment can be extended by ``trials`` and say how.
 
     Raises:

@@ -18,9 +18,9 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from ..errors import SpecError
 
@@ -49,7 +49,7 @@ class Location:
 
     # ------------------------------------------------------------ opening
     @classmethod
-    def create(cls, storage: str, name: str) -> "Location":
+    def create(cls, storage: str, name: str) -> Location:
         """A new experiment; raises SpecError if something already exists there (it is never reused)."""
         location = cls(storage if is_uri(storage) else str(Path(storage).expanduser().resolve()), name)
         if location.remote is None:
@@ -65,7 +65,7 @@ class Location:
         return location
 
     @classmethod
-    def open(cls, text: str) -> "Location":
+    def open(cls, text: str) -> Location:
         """An existing experiment, from its directory or URI; pulls a remote one's files."""
         text = text.rstrip("/")
         if is_uri(text):

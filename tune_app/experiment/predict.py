@@ -18,9 +18,10 @@ Example:
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,9 +30,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import SpecError
-from ..training.datasets.imaging import load_rgb
 from ..training.datasets import stored_side
 from ..training.datasets._scan import IMAGE_EXTENSIONS
+from ..training.datasets.imaging import load_rgb
 from ..training.engine import resolve_device
 from ..training.metrics import predictions
 from ..training.models import MODEL_SOURCES, create_model, split_model_name

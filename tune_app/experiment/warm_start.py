@@ -22,8 +22,9 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SpecError
 from ..spec.space import SearchSpace
@@ -130,7 +131,7 @@ def check_warm_start(search_alg: str, scheduler: str, option: str) -> None:
                                   f"with another trial scheduler")])
 
 
-def warm_start_for(spec: "ExperimentSpec", directories: Sequence[str]) -> WarmStart:
+def warm_start_for(spec: ExperimentSpec, directories: Sequence[str]) -> WarmStart:
     """``tune-app search --warm-start DIR ...``: the earlier trials the spec's search starts from."""
     check_warm_start(spec.tune.search_alg, spec.tune.trial_scheduler, "--warm-start")
     warm = load_warm_start(directories, spec.space, spec.metric, spec.mode, spec.train.epochs)
@@ -148,8 +149,8 @@ def load_warm_start(directories: Sequence[str], space: SearchSpace, metric: str,
     """
     import optuna
 
-    from .location import Location
     from ..report.results import read_spec, read_trials
+    from .location import Location
 
     warm = WarmStart()
     if not directories:

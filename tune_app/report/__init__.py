@@ -17,9 +17,9 @@ from .tables import best_trial_id, compare_values, leaderboard, numeric_effects,
 from .writer import FORMATS, write_reports
 
 __all__ = [
+    "FORMATS",
     "Analysis",
     "Comparison",
-    "FORMATS",
     "Importance",
     "Parameter",
     "TrialRecord",

@@ -13,17 +13,18 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 
 from .confirmation import Confirmation, read_confirmation
 from .diagnostics import stalled_trials
 from .equal_budget import Separation, equal_budget, metric_curves, separation
-from .microbatches import micro_batched_trials
 from .importance import Importance, parameter_importance
+from .microbatches import micro_batched_trials
 from .parameters import Parameter, read_parameters
 from .restarts import restarted_trials
 from .results import RESTARTS, TrialRecord, history_frame, read_data_info, read_spec, read_trials, results_frame

@@ -18,10 +18,10 @@ from .analysis import Analysis, is_missing
 from .blocks import Block
 from .confirmation import confirmation_blocks
 from .diagnostics import CAUSE
-from .microbatches import CAVEAT
-from .restarts import TEXT as RESTART_TEXT
 from .formatting import duration, fmt, mean_std, percent, value_range
 from .importance import SEED
+from .microbatches import CAVEAT
+from .restarts import TEXT as RESTART_TEXT
 from .results import read_origin
 
 

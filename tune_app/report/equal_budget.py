@@ -26,9 +26,10 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -113,7 +114,7 @@ class Separation:
         return self.first if (low > 0) == (self.mode == "max") else self.second
 
     def verdict(self, show: Any = str) -> str:
-        low, high = self.interval
+        low, _high = self.interval
         if math.isnan(low):
             return (f"{NOT_DISTINGUISHABLE} (a value needs at least 2 trials that reached epoch {self.epoch}; "
                     f"here {len(self.first_values)} and {len(self.second_values)})")

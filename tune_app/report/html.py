@@ -15,7 +15,7 @@ from __future__ import annotations
 import html
 import math
 import re
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 

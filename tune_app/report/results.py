@@ -24,6 +24,7 @@ import yaml
 
 from ..trial_result import FAILURE, RAY_RESULT_KEYS, epoch_of, failure_status, trial_params
 
+
 @dataclass
 class TrialRecord:
     """One trial as read from disk."""

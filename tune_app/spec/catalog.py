@@ -10,7 +10,8 @@ Example:
 from __future__ import annotations
 
 import fnmatch
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..errors import SpecError
 

@@ -14,18 +14,19 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from .space import MAX_GRID, Categorical, Conditional, Fixed, IntRange, SearchSpace, SpaceError
+from ..schema import unknown_name
 from ..sweep.strategies import CONTINUOUS_ONLY, pbt_mutations
 from ..training import METRICS
 from ..training.datasets import DataConfig, check_data
 from ..training.freeze import check_freeze_depth
 from ..training.losses import LOSSES
 from ..training.models import check_model_name, stage_count_for
-from ..schema import unknown_name
 from ..training.weights import PretrainedWeightsError, exported_config
 from .sections import ExperimentSpec, Problem, user_path
+from .space import MAX_GRID, Categorical, Conditional, Fixed, IntRange, SearchSpace, SpaceError
 
 # Knobs that have a home outside `search:` too; setting both would be ambiguous.
 KNOB_HOMES = {"optimizer": "train.optimizer", "batch_size": "data.batch_size"}

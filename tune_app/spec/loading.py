@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from ..errors import SpecError
-from .space import SpaceError, parse_space
-from ..training import KNOBS
 from ..schema import did_you_mean
-from .yamlfile import load_yaml
+from ..training import KNOBS
 from .checks import SEARCH_CHECKS, SECTION_CHECKS
 from .overrides import apply_override, dotted, set_path, split_path
 from .sections import ExperimentSpec, Problem
+from .space import SpaceError, parse_space
+from .yamlfile import load_yaml
 
 MAX_SPEC_BYTES = 1_000_000
 # Where a bare name (`tune-app search resnet`) is looked for: here, then the project's own folder.

@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 import importlib.util
-from typing import Sequence
+from collections.abc import Sequence
 
 # logger name (also the name of tune-app's extra that installs it) -> the package it writes with.
 LOGGERS = {"mlflow": "mlflow", "tensorboard": "tensorboardX", "wandb": "wandb"}

@@ -13,7 +13,8 @@ Example:
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..errors import SpecError
 from .yamlfile import load_yaml

@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from .space import SearchSpace
-from .loggers import LOGGERS
+from ..errors import SpecError
+from ..schema import OptionError, check_options, unknown_name
 from ..sweep.strategies import SEARCH_ALGS, TRIAL_SCHEDULERS, SearchSetup, StrategyInfo
 from ..training import METRICS, TASKS, TrainConfig
 from ..training.datasets import DataConfig, scale_problem
 from ..training.optimizers import OPTIMIZERS, optimizer_options
-from ..schema import OptionError, check_options, unknown_name
-from ..errors import SpecError
 from ..trial_result import RUN_KEYS, RUN_SEED
+from .loggers import LOGGERS
+from .space import SearchSpace
 
 # SQLAlchemy URLs of the databases an Optuna study may live in (the driver of each needs the driver package).
 STORAGE_PATTERN = re.compile(r"^(sqlite|postgresql|mysql)(\+\w+)?://\S*$")
@@ -240,7 +241,7 @@ class TuneSpec(_Section):
                                              "head node); drop dashboard or address"))
         return found
 
-    def canonical(self) -> "TuneSpec":
+    def canonical(self) -> TuneSpec:
         """This section with the strategies' options in canonical form (``reduction_factor: 2`` -> 2.0)."""
         return self.model_copy(update={
             "search_alg_options": _canonical(SEARCH_ALGS[self.search_alg], self.search_alg_options),
@@ -342,19 +343,19 @@ class ExperimentSpec(_Section):
         )
         return TrainConfig(**{**base, **knobs})
 
-    def with_tune(self, **changes: Any) -> "ExperimentSpec":
+    def with_tune(self, **changes: Any) -> ExperimentSpec:
         """This spec with fields of ``tune:`` changed (``tune-app extend``: its trial count and seed)."""
         changed = self.model_copy(update={"tune": self.tune.model_copy(update=changes)})
         changed._space = self._space
         return changed
 
-    def with_weights(self, pretrained: bool | str) -> "ExperimentSpec":
+    def with_weights(self, pretrained: bool | str) -> ExperimentSpec:
         """This spec with ``model.pretrained`` resolved (a weights file the driver found, or False)."""
         changed = self.model_copy(update={"model": self.model.model_copy(update={"pretrained": pretrained})})
         changed._space = self._space
         return changed
 
-    def with_weights_resolved(self) -> "ExperimentSpec":
+    def with_weights_resolved(self) -> ExperimentSpec:
         """``pretrained: true`` -> the cached weights file, found (or fetched) once here, never by each trial.
 
         Raises:

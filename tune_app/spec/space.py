@@ -31,8 +31,9 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Union
+from typing import Any
 
 from ..schema import OptionInfo, ParamSchema, close_matches, did_you_mean, unknown_name, unknown_option
 
@@ -49,7 +50,7 @@ class SpaceError(ValueError):
         self.message = message
 
 
-Schema = Union[ParamSchema, Mapping[str, OptionInfo]]
+Schema = ParamSchema | Mapping[str, OptionInfo]
 
 
 # ---------------------------------------------------------------------- nodes
@@ -104,7 +105,7 @@ class Option:
 
     name: str
     label: str
-    params: tuple[tuple[str, "Node"], ...] = ()
+    params: tuple[tuple[str, Node], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ class Conditional:
         raise KeyError(label)
 
 
-Node = Union[Fixed, Uniform, IntRange, Categorical, Conditional]
+Node = Fixed | Uniform | IntRange | Categorical | Conditional
 
 
 @dataclass(frozen=True)
@@ -130,11 +131,11 @@ class _Entry:
 
     name: str
     node: Node
-    children: dict[str, tuple["_Entry", ...]] = field(default_factory=dict)  # option label -> entries
+    children: dict[str, tuple[_Entry, ...]] = field(default_factory=dict)  # option label -> entries
 
 
 # --------------------------------------------------------------------- parsing
-def parse_space(raw: Mapping[str, Any] | None, schema: Mapping[str, Schema], path: str = "search") -> "SearchSpace":
+def parse_space(raw: Mapping[str, Any] | None, schema: Mapping[str, Schema], path: str = "search") -> SearchSpace:
     """Parse and validate a ``search:`` mapping against ``schema`` (knob name -> Param or registry)."""
     raw = raw or {}
     if not isinstance(raw, Mapping):

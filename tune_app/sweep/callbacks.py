@@ -9,14 +9,15 @@ import logging
 import math
 import os
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ray.tune import Callback
 
-from . import compat
 from ..experiment.checkpoints import TrialCheckpoints, settle
 from ..experiment.location import Location
 from ..trial_result import FAILURE, RAY_RESULT_KEYS, epochs_trained, failure_status, trial_params
+from . import compat
 
 if TYPE_CHECKING:
     from ..spec import ExperimentSpec
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 class Progress(Callback):
     """One line per finished trial (with the count so far), and a status line every ``every`` seconds."""
 
-    def __init__(self, spec: "ExperimentSpec", echo: Callable[[str], None], every: float = 30.0) -> None:
+    def __init__(self, spec: ExperimentSpec, echo: Callable[[str], None], every: float = 30.0) -> None:
         self.metric, self.mode, self.total = spec.metric, spec.mode, spec.trial_count()
         self.params, self.max_epochs, self.echo, self.every = spec.space.parameter_names, spec.train.epochs, echo, every
         self.best: tuple[float, str] | None = None
@@ -87,7 +88,7 @@ class ReportRefresh(Callback):
 
     SHARE = 0.02  # of the driver's wall time, at most
 
-    def __init__(self, spec: "ExperimentSpec", location: Location, every: float = 10.0) -> None:
+    def __init__(self, spec: ExperimentSpec, location: Location, every: float = 10.0) -> None:
         self.spec, self.location, self.every = spec, location, every
         self.interval = every
         self.last, self.pending = -float("inf"), False
@@ -155,7 +156,7 @@ class CheckpointBudget(Callback):
     trainable), so ``tune-app resume`` after a killed driver never trains an ended trial again.
     """
 
-    def __init__(self, spec: "ExperimentSpec") -> None:
+    def __init__(self, spec: ExperimentSpec) -> None:
         self.metric, self.mode, self.keep = spec.metric, spec.mode, spec.tune.keep_best_trials
         self.ended: dict[str, str] = {}  # trial id -> "finished" / "errored" (Ray sets statuses after callbacks)
         self.settled: dict[str, bool] = {}  # trial id -> whether it was settled as kept

@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
-from . import compat
 from ..errors import SpecError
+from . import compat
 
 if TYPE_CHECKING:
     from ..spec import ResourcesSpec
@@ -154,7 +155,7 @@ def ray_session(address: str | None, verbose: bool = False, dashboard: bool | st
         ray.shutdown()
 
 
-def trial_resources(wanted: "ResourcesSpec") -> dict[str, float]:
+def trial_resources(wanted: ResourcesSpec) -> dict[str, float]:
     """Resources per trial, checked against the cluster: a request no node can meet is an error now.
 
     ``gpu: auto`` becomes one GPU per trial when the cluster has GPUs, else none.

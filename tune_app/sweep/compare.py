@@ -8,8 +8,9 @@ is checked before the first one runs, and one Ray session serves them all.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SpecError
 from ..experiment.location import Location

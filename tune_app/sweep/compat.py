@@ -43,8 +43,9 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from ..errors import UntestedVersionError
 

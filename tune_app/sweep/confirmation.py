@@ -7,7 +7,7 @@ started with).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..experiment.location import Location
 from .lifecycle import Echo, Experiment, check_ready, shared_data

@@ -77,7 +77,7 @@ class DiskBudget:
                 f"{self.weights_bytes / MB:.1f} MB of weights + best_model/")
 
 
-def disk_budget(spec: "ExperimentSpec", slots: int | None = None) -> DiskBudget:
+def disk_budget(spec: ExperimentSpec, slots: int | None = None) -> DiskBudget:
     """The checkpoint budget of ``spec``'s sweep; ``slots``: trials this machine runs at once (default: its CPUs)."""
     from ..training.models import state_size_for
 
@@ -95,7 +95,7 @@ def disk_budget(spec: "ExperimentSpec", slots: int | None = None) -> DiskBudget:
                       kept=min(tune.keep_best_trials, trials), weights_bytes=weights, trials=trials)
 
 
-def alive_trials(spec: "ExperimentSpec", slots: int | None = None) -> int:
+def alive_trials(spec: ExperimentSpec, slots: int | None = None) -> int:
     """How many trials can hold checkpoints to continue from at the same time."""
     tune = spec.tune
     trials = spec.trial_count()
@@ -108,7 +108,7 @@ def alive_trials(spec: "ExperimentSpec", slots: int | None = None) -> int:
     return min(trials, slots if slots is not None else local_slots(spec))
 
 
-def local_slots(spec: "ExperimentSpec") -> int:
+def local_slots(spec: ExperimentSpec) -> int:
     """Trials this machine runs at once: its CPUs (and GPUs, when trials ask for them) per trial."""
     cpu, gpu = spec.tune.resources.cpu, spec.tune.resources.gpu
     slots = max(1, int((os.cpu_count() or 1) // cpu))
@@ -119,7 +119,7 @@ def local_slots(spec: "ExperimentSpec") -> int:
     return max(slots, 1)
 
 
-def max_classes(spec: "ExperimentSpec") -> int:
+def max_classes(spec: ExperimentSpec) -> int:
     """The most classes the data can have, known without reading it (its head's size follows)."""
     data = spec.data
     if data.dataset == "digits":

@@ -11,23 +11,24 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from . import compat
-from .cluster import ray_session, trial_resources, unshared_storage_warning
 from ..experiment.location import Location
-from .strategies import SEARCH_ALGS, TRIAL_SCHEDULERS
 from ..experiment.study import study_storage
 from ..trial_result import EPOCH, POINT_KEY
+from . import compat
+from .cluster import ray_session, trial_resources, unshared_storage_warning
+from .strategies import SEARCH_ALGS, TRIAL_SCHEDULERS
 
 if TYPE_CHECKING:
     from ..spec import ExperimentSpec
 
 
 # ---------------------------------------------------------------------- sweep
-def _trainable(spec: "ExperimentSpec", data: Any, resources: dict[str, float]) -> Any:
+def _trainable(spec: ExperimentSpec, data: Any, resources: dict[str, float]) -> Any:
     from ray import tune
 
     from .trainable import train_trial
@@ -39,11 +40,11 @@ def _trainable(spec: "ExperimentSpec", data: Any, resources: dict[str, float]) -
     )
 
 
-def _run_config(spec: "ExperimentSpec", location: Location, echo: Callable[[str], None], verbose: bool) -> Any:
+def _run_config(spec: ExperimentSpec, location: Location, echo: Callable[[str], None], verbose: bool) -> Any:
     from ray import tune
 
-    from .disk import PBT_MIN_KEPT
     from .callbacks import CheckpointBudget, Progress, ReportRefresh
+    from .disk import PBT_MIN_KEPT
     from .tracking import tracking_callbacks
 
     return tune.RunConfig(
@@ -70,7 +71,7 @@ def _run_config(spec: "ExperimentSpec", location: Location, echo: Callable[[str]
 
 
 def run_sweep(
-    spec: "ExperimentSpec",
+    spec: ExperimentSpec,
     location: Location,
     *,
     data: Any,
@@ -135,7 +136,7 @@ def run_sweep(
 
 
 def resume_sweep(
-    spec: "ExperimentSpec",
+    spec: ExperimentSpec,
     location: Location,
     *,
     data: Any,

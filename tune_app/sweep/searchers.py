@@ -11,15 +11,16 @@ import json
 import logging
 import math
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from . import compat
 from ..experiment.study import DB_FILE, EPOCHS, RAY_TRIAL_ID, VALUE, rdb_storage
 from ..trial_result import FAILURE, ITERATION, epochs_trained
+from . import compat
 
 
 class PointsSearcher(Searcher):

@@ -14,12 +14,13 @@ Example:
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from . import compat
 from ..schema import Param, fraction, one_of, positive
 from ..trial_result import ITERATION, POINT_KEY
+from . import compat
 
 if TYPE_CHECKING:  # the spec layer checks names against these registries: it imports this module
     from ..spec.space import SearchSpace

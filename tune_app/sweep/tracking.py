@@ -44,7 +44,7 @@ class MlflowTracking(Callback):
     extended sweep finds it again. The MLflow experiment is named after tune-app's.
     """
 
-    def __init__(self, spec: "ExperimentSpec", location: Location) -> None:
+    def __init__(self, spec: ExperimentSpec, location: Location) -> None:
         self.spec, self.location = spec, location
         self.client: Any = None
         self.parent: str | None = None
@@ -136,7 +136,7 @@ class MlflowTracking(Callback):
             self.client.set_terminated(self.parent, status="FINISHED")
 
 
-def tensorboard_events(spec: "ExperimentSpec", location: Location) -> Callback:
+def tensorboard_events(spec: ExperimentSpec, location: Location) -> Callback:
     """TensorBoard event files per trial, in its directory: Ray's own writer (tags ``ray/tune/<metric>``,
     step = Ray's training iteration), explicit here so it stays when Ray's automatic loggers are off."""
     from ray.tune.logger import TBXLoggerCallback
@@ -155,7 +155,7 @@ class WandbTracking(Callback):
     in ``<experiment>/wandb/`` for ``wandb sync``.
     """
 
-    def __init__(self, spec: "ExperimentSpec", location: Location) -> None:
+    def __init__(self, spec: ExperimentSpec, location: Location) -> None:
         self.spec, self.location = spec, location
         self.runs: dict[str, Any] = {}  # Ray trial id -> the live wandb Run
 
@@ -214,6 +214,6 @@ class WandbTracking(Callback):
 TRACKERS = {"mlflow": MlflowTracking, "tensorboard": tensorboard_events, "wandb": WandbTracking}
 
 
-def tracking_callbacks(spec: "ExperimentSpec", location: Location) -> list[Callback]:
+def tracking_callbacks(spec: ExperimentSpec, location: Location) -> list[Callback]:
     """The callbacks of ``tune.loggers``, in their order."""
     return [TRACKERS[name](spec, location) for name in spec.tune.loggers]

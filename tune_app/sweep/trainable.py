@@ -13,19 +13,28 @@ from __future__ import annotations
 
 import errno
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import ray
 import torch
 from ray import tune
 
-from . import compat
 from ..experiment.checkpoints import ENDED, RESULT, restorable_state, write_checkpoint
 from ..training import METRICS, DataBundle, DivergedError, TrainConfig, TrainingRun
 from ..training.lr_schedules import current_lr
-from ..trial_result import (DISK_FULL, EPOCH, FAILURE, NODE_ID, RESTORED_FROM_EPOCH, failure_result, is_disk_full,
-                           trial_params)
+from ..trial_result import (
+    DISK_FULL,
+    EPOCH,
+    FAILURE,
+    NODE_ID,
+    RESTORED_FROM_EPOCH,
+    failure_result,
+    is_disk_full,
+    trial_params,
+)
+from . import compat
 
 
 def train_trial(

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..schema import Param, fraction, non_negative, one_of, positive
 from .datasets import DataConfig
 from .losses import LOSSES
-from .optimizers import OPTIMIZERS
-from ..schema import Param, fraction, non_negative, one_of, positive
 from .lr_schedules import LR_SCHEDULES
+from .optimizers import OPTIMIZERS
 from .tasks import METRICS, TASKS  # noqa: F401  (part of this module's public face)
 
 AMP_MODES = ("off", "fp16", "bf16", "auto")
@@ -113,7 +113,7 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """The inverse of :meth:`to_dict` (e.g. the config a checkpoint carries).
 
         Example:

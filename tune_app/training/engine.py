@@ -23,7 +23,8 @@ import resource
 import sys
 import time
 import warnings
-from typing import Any, Callable, ContextManager, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,12 +35,12 @@ from .faults import injected_oom
 from .freeze import freeze
 from .loading import SplitLoader
 from .losses import create_loss
+from .lr_schedules import ScheduleLength, create_lr_schedule, current_lr
 from .metrics import create_metrics
 from .microbatch import accumulation, smaller_micro_batch, split
 from .models import count_parameters, create_model
 from .optimizers import create_optimizer
 from .precise_bn import AUTO_IMAGES, needs_recompute, recompute, training_batch_norms
-from .lr_schedules import ScheduleLength, create_lr_schedule, current_lr
 from .weights import exported_normalization
 
 
@@ -214,7 +215,7 @@ class TrainingRun:
 
         # precision: autocast is either a real context or a no-op, so the loop has no branches
         dtype = resolve_amp(config.amp, self.device)
-        self.autocast: Callable[[], ContextManager[Any]] = (
+        self.autocast: Callable[[], contextlib.AbstractContextManager[Any]] = (
             contextlib.nullcontext if dtype is None else lambda: torch.autocast(self.device.type, dtype=dtype)
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=dtype is torch.float16 and cuda)

@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import numbers
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
 
 import torch
 from torch import nn

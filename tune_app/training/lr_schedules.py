@@ -41,8 +41,10 @@ Example:
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 from torch.optim import Optimizer
@@ -387,7 +389,7 @@ def _chained(optimizer: Optimizer, length: ScheduleLength, schedulers: list[dict
 
 # ------------------------------------------------------------------ schemas
 def _increasing(value: Any) -> Any:
-    if isinstance(value, list) and any(not a < b for a, b in zip(value, value[1:])):
+    if isinstance(value, list) and any(not a < b for a, b in itertools.pairwise(value)):
         raise ValueError(f"must be strictly increasing, got {value!r}")
     return value
 

@@ -30,16 +30,16 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 
+from ..schema import close_matches, unknown_name
 from .freeze import stage_count, stage_plan
 from .meta import build_light
-from ..schema import close_matches, unknown_name
 from .tasks import TASKS
 from .tv_segmentation import TorchvisionSegmentation
 from .weights import (
@@ -162,7 +162,7 @@ def _timm_filter(state: dict, model: nn.Module) -> dict:
 
 
 # ------------------------------------------------------------------ torchvision
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _torchvision_lists() -> dict[str, tuple[str, ...]]:
     import torchvision
     from torchvision.models import list_models

@@ -28,7 +28,8 @@ Example:
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, ContextManager, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -44,9 +45,9 @@ def training_batch_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNo
     """
     layers = []
     for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
-            if module.weight is None or module.weight.requires_grad:
-                layers.append(module)
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats and (
+                module.weight is None or module.weight.requires_grad):
+            layers.append(module)
     return layers
 
 
@@ -57,7 +58,7 @@ def needs_recompute(layers: list[nn.modules.batchnorm._BatchNorm], steps: int) -
 
 
 def recompute(model: nn.Module, layers: list[nn.modules.batchnorm._BatchNorm], batches: Iterable[torch.Tensor],
-              autocast: Callable[[], ContextManager[Any]] = contextlib.nullcontext) -> int:
+              autocast: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext) -> int:
     """Reset ``layers``' statistics and average them over ``batches`` (their true mean); returns the count.
 
     Only BatchNorm runs in training mode (dropout and the rest evaluate); no gradients.

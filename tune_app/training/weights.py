@@ -29,9 +29,9 @@ import logging
 import os
 import pickle
 import re
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Collection, Mapping, Sequence
 from urllib.parse import urlparse
 
 import torch

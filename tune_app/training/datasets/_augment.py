@@ -28,7 +28,8 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -164,7 +165,7 @@ class BatchTransform:
         out = out[:count] if out is not None and len(out) >= count and out.shape[1:] == shape else torch.empty(
             count, *shape)
         out_masks = None if masks is None else torch.empty(count, self.size, self.size, dtype=torch.uint8)
-        start = int(round((side - self.size) / 2.0))
+        start = round((side - self.size) / 2.0)
         centre = (start, start, self.size, self.size)
         for k, row in enumerate(rows):
             top, left, height, width = centre if boxes is None else (int(v) for v in boxes[k].tolist())
@@ -199,5 +200,5 @@ def _centre(batch: torch.Tensor, size: int) -> torch.Tensor:
         return batch
     if side < size:
         raise ValueError(f"stored images are {side} px, smaller than the {size} px crop")
-    start = int(round((side - size) / 2.0))
+    start = round((side - size) / 2.0)
     return batch[..., start:start + size, start:start + size]

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from ._arrays import ArrayDataset
 from ._augment import BatchTransform
-from ._base import DataBundle, DataConfig, HALF, stratified_split
+from ._base import HALF, DataBundle, DataConfig, stratified_split
 
 
 def build_digits(config: DataConfig) -> DataBundle:

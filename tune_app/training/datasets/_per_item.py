@@ -8,7 +8,7 @@ pickle small, and DataLoader worker processes (``data.num_workers``) can read th
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

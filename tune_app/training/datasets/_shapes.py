@@ -27,7 +27,7 @@ import numpy as np
 
 from ._arrays import ArrayDataset
 from ._augment import BatchTransform
-from ._base import DataBundle, DataConfig, HALF
+from ._base import HALF, DataBundle, DataConfig
 
 CLASS_NAMES = ("background", "circle", "square", "triangle")
 CIRCLE, SQUARE, TRIANGLE = 1, 2, 3

@@ -71,10 +71,10 @@ def square(image: Image.Image, side: int, interpolation: str = "bilinear", crop:
 
 def _offset(extent: int, side: int, crop: int | None) -> int:
     if crop is None:
-        return int(round((extent - side) / 2.0))
+        return round((extent - side) / 2.0)
     # CenterCrop(crop) of the resized image starts at round((extent - crop) / 2); the square's own centre
     # crop starts round((side - crop) / 2) into the square
-    start = int(round((extent - crop) / 2.0)) - int(round((side - crop) / 2.0))
+    start = round((extent - crop) / 2.0) - round((side - crop) / 2.0)
     return min(max(start, 0), extent - side)
 
 
