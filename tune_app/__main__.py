@@ -1,7 +1,5 @@
 """``python -m tune_app`` is ``tune-app``."""
 
-import sys
+from .cli import run
 
-from .cli import main
-
-sys.exit(main())
+run()

@@ -44,7 +44,7 @@ def compare_trial_schedulers(file: str, overrides: Sequence[str], strategies: Se
     """Run the space of ``file`` under each trial scheduler and seed; the comparison and the files it wrote."""
     from ..report import write_comparison
     from ..spec import load_spec
-    from .cluster import ray_session
+    from .cluster import RaySession
 
     base = load_spec(file, overrides, name=name, storage=storage, address=address)
     check_ready(base)
@@ -60,10 +60,12 @@ def compare_trial_schedulers(file: str, overrides: Sequence[str], strategies: Se
                              name=f"{strategy}-seed{seed}", storage=out.remote or str(out.local), address=address)
             planned.append((strategy, spec, new_location(spec)))
     base = base.with_weights_resolved()
-    data = shared_data(base, echo)
-    echo(f"comparing {', '.join(strategies)} on {base.trial_count()} trials x {seeds} seed(s) each: {out}")
     runs: dict[str, list[Path]] = {}
-    with ray_session(base.tune.address, verbose=verbose):
+    ray = RaySession(base.tune.address, verbose=verbose).start()  # one Ray for every run; it starts meanwhile
+    try:
+        data = shared_data(base, echo)
+        echo(f"comparing {', '.join(strategies)} on {base.trial_count()} trials x {seeds} seed(s) each: {out}")
+        ray.wait()
         for strategy, spec, location in planned:
             experiment = Experiment(spec.with_weights(base.model.pretrained), location, data, echo=echo,
                                     verbose=verbose)
@@ -71,6 +73,9 @@ def compare_trial_schedulers(file: str, overrides: Sequence[str], strategies: Se
             echo(f"--- {location.name}")
             experiment.search(quiet=True)
             runs.setdefault(strategy, []).append(location.local)
+    finally:
+        ray.stop()
+        ray.join()
     comparison, paths = write_comparison(out.local, runs, target=target)
     out.push(paths.values())
     return comparison, paths

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..experiment.location import Location
-from .lifecycle import Echo, Experiment, check_ready, shared_data
+from .lifecycle import Echo, Experiment, check_ready
 
 
 def run_confirmation(directory: str, *, top: int, seeds: int, overrides: Sequence[str], address: str | None,
@@ -43,5 +43,21 @@ def run_confirmation(directory: str, *, top: int, seeds: int, overrides: Sequenc
     check_ready(spec)
     if not confirmation_tables(confirm.local).finished:
         echo(f"resuming the confirmation in {confirm}")
-        Experiment(spec, confirm, shared_data(spec, echo), echo=echo, verbose=verbose).resume(quiet=True)
+        Experiment.prepare(spec, confirm, echo=echo, verbose=verbose).resume(quiet=True)
     return experiment, confirm
+
+
+def verdict(experiment: Location, confirm: Location, echo: Echo = print) -> int:
+    """Write the confirmation's verdict and the experiment's reports from it; print the verdict. Exit code 0."""
+    from ..experiment.confirm import finish_confirmation
+    from ..report.confirmation import confirmation_display
+    from ..report.summary import text_table
+
+    confirmation, paths, exported = finish_confirmation(experiment, confirm)
+    echo("")
+    echo(text_table(confirmation_display(confirmation)))
+    echo(confirmation.verdict().replace("`", ""))
+    echo(exported)
+    for name, path in paths.items():
+        echo(f"{name + ':':24s}{path}")
+    return 0

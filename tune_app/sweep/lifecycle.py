@@ -17,17 +17,19 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RunError, SpecError
 from ..experiment.location import Location
+from .cluster import RaySession
 from .disk import LOGS_BYTES, MB, disk_budget, used_bytes
 
 if TYPE_CHECKING:
@@ -79,6 +81,32 @@ def shared_data(spec: ExperimentSpec, echo: Echo = print) -> DataBundle:
     return data
 
 
+def make_directory(spec: ExperimentSpec, location: Location) -> None:
+    """Create the experiment directory, or fail now, before any training, if it cannot hold the sweep.
+
+    For a remote experiment this checks its local mirror; the remote store's own limits
+    are its provider's.
+    """
+    directory = location.local
+    try:
+        directory.mkdir(parents=True)
+        probe = directory / ".write-test"
+        probe.write_bytes(b"\0" * 65536)
+        probe.unlink()
+    except OSError as exc:
+        raise SpecError([("tune.storage", f"cannot write the experiment directory {directory}: "
+                                          f"{exc.strerror or exc}")]) from None
+    budget = disk_budget(spec)
+    need = (0 if location.remote else budget.checkpoints) + LOGS_BYTES
+    free = shutil.disk_usage(directory).free
+    if free < need:
+        directory.rmdir()
+        raise SpecError([("tune.storage", f"only {free / MB:.0f} MB free at {directory}; this sweep needs up to "
+                                          f"{need / MB:.0f} MB ({budget.describe()}; plus {LOGS_BYTES / MB:.0f} MB "
+                                          f"for logs and reports). Free space, use --storage elsewhere, or lower "
+                                          f"tune.max_concurrent / tune.keep_best_trials / tune.keep_checkpoints")])
+
+
 class Experiment:
     """One experiment directory and the sweeps run into it.
 
@@ -88,11 +116,15 @@ class Experiment:
         data: The datasets every trial shares (:func:`shared_data`).
         echo: Where progress lines go.
         verbose: Show Ray's own progress table and logs.
+        ray: The Ray session the sweeps run on, when the experiment owns it (:meth:`prepare` starts one): it
+            is waited for before a sweep and shut down after it, while the reports are written. Without one,
+            the sweep connects to Ray itself (or finds the caller's: ``tune-app compare`` shares one session).
     """
 
     def __init__(self, spec: ExperimentSpec, location: Location, data: DataBundle, *, echo: Echo = print,
-                 verbose: bool = False) -> None:
+                 verbose: bool = False, ray: RaySession | None = None) -> None:
         self.spec, self.location, self.data, self.echo, self.verbose = spec, location, data, echo, verbose
+        self._ray = ray
         self._lock = threading.Lock()  # a signal's thread and the main thread may both be writing the reports
         self._staging: Path | None = None  # where Ray's driver stages the experiment's files, once Ray runs
 
@@ -103,8 +135,10 @@ class Experiment:
         """A new experiment at ``tune.storage``/``name``, its directory checked and its files written."""
         location = new_location(spec, study=study)
         spec = spec.with_weights_resolved()
-        experiment = cls(spec, location, shared_data(spec, echo), echo=echo, verbose=verbose)
-        experiment.start()
+        make_directory(spec, location)  # before Ray starts: a storage that cannot hold the sweep stops us at once
+        experiment = cls.prepare(spec, location, echo=echo, verbose=verbose)
+        with experiment._stopping_ray_on_error():
+            experiment.write_files()
         return experiment
 
     @classmethod
@@ -114,16 +148,41 @@ class Experiment:
 
         spec = load_spec(location.local / "spec.yaml").with_weights_resolved()
         check_ready(spec)
-        return cls(spec, location, shared_data(spec, echo), echo=echo, verbose=verbose)
+        return cls.prepare(spec, location, echo=echo, verbose=verbose)
+
+    @classmethod
+    def prepare(cls, spec: ExperimentSpec, location: Location, *, echo: Echo = print,
+                verbose: bool = False) -> Experiment:
+        """Start Ray in the background, and build the data while it starts (seconds saved before the first trial)."""
+        ray = RaySession(spec.tune.address, verbose=verbose, dashboard=spec.tune.dashboard, echo=echo).start()
+        experiment = cls(spec, location, None, echo=echo, verbose=verbose, ray=ray)  # type: ignore[arg-type]
+        with experiment._stopping_ray_on_error():
+            experiment.data = shared_data(spec, echo)
+        return experiment
+
+    @contextlib.contextmanager
+    def _stopping_ray_on_error(self) -> Iterator[None]:
+        """Bad input found while Ray starts: Ray is shut down before the error reaches the user."""
+        try:
+            yield
+        except BaseException:
+            if self._ray is not None:
+                self._ray.stop()
+                self._ray.join()
+            raise
 
     def start(self) -> None:
-        """Check the storage can hold the sweep, then write the resolved spec, the parameters' distributions
-        and what the data is (how it was read, its classes and validation preprocessing, for the exported model)."""
+        """Make the experiment's directory (see :func:`make_directory`), then write its files."""
+        make_directory(self.spec, self.location)
+        self.write_files()
+
+    def write_files(self) -> None:
+        """The resolved spec, the parameters' distributions and what the data is (how it was read, its classes
+        and validation preprocessing, for the exported model)."""
         import yaml
 
         from ..experiment.export import MODEL_DATA_FILE, data_summary
 
-        self._prepare_storage()
         spec = self.spec
         self.location.write_text("spec.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False))
         # The searched parameters' distributions, for reports that never import the spec layer.
@@ -159,23 +218,30 @@ class Experiment:
         from .interrupts import interrupts
 
         start = time.monotonic()
-        with interrupts(self._interrupted) as watcher:
+        try:
+            with interrupts(self._interrupted) as watcher:
 
-            def started(root: Path | None) -> None:  # Ray runs: handle the signals again, know where it stages
-                self._staging = root
-                watcher.arm()
+                def started(root: Path | None) -> None:  # Ray runs: handle the signals again, know where it stages
+                    self._staging = root
+                    watcher.arm()
 
-            try:
-                sweep(spec, self.location, data=self.data, verbose=self.verbose, started=started, **options)
-            finally:
-                # Whatever happened, what was computed so far reaches the reports.
-                watcher.hold_main = False  # a signal from here on must not stop this thread holding the lock
-                results, paths = self.write_reports()
-        exported = self._export_quietly()
-        if not quiet:
-            self._summarize(paths, time.monotonic() - start)
-            self.echo(exported)
-            self._disk_summary()
+                try:
+                    sweep(spec, self.location, data=self.data, verbose=self.verbose, started=started, ray=self._ray,
+                          **options)
+                finally:
+                    if self._ray is not None:
+                        self._ray.stop()  # Ray shuts down in its own thread while the reports are written
+                    # Whatever happened, what was computed so far reaches the reports.
+                    watcher.hold_main = False  # a signal from here on must not stop this thread holding the lock
+                    results, paths = self.write_reports()
+            exported = self._export_quietly()
+            if not quiet:
+                self._summarize(paths, time.monotonic() - start)
+                self.echo(exported)
+                self._disk_summary()
+        finally:
+            if self._ray is not None:
+                self._ray.join()
         full = self._disk_full_advice(results)
         if full:
             self.echo(full)
@@ -233,32 +299,6 @@ class Experiment:
         self.echo(summary_text(location.local, paths))
 
     # ------------------------------------------------------------------ disk
-    def _prepare_storage(self) -> None:
-        """Create the experiment directory, or fail now, before any training, if it cannot hold the sweep.
-
-        For a remote experiment this checks its local mirror; the remote store's own limits
-        are its provider's.
-        """
-        directory = self.location.local
-        try:
-            directory.mkdir(parents=True)
-            probe = directory / ".write-test"
-            probe.write_bytes(b"\0" * 65536)
-            probe.unlink()
-        except OSError as exc:
-            raise SpecError([("tune.storage", f"cannot write the experiment directory {directory}: "
-                                              f"{exc.strerror or exc}")]) from None
-        budget = disk_budget(self.spec)
-        need = (0 if self.location.remote else budget.checkpoints) + LOGS_BYTES
-        free = shutil.disk_usage(directory).free
-        if free < need:
-            directory.rmdir()
-            raise SpecError([("tune.storage", f"only {free / MB:.0f} MB free at {directory}; this sweep needs up to "
-                                              f"{need / MB:.0f} MB ({budget.describe()}; plus {LOGS_BYTES / MB:.0f} "
-                                              f"MB for logs and reports). Free space, use --storage elsewhere, or "
-                                              f"lower tune.max_concurrent / tune.keep_best_trials / "
-                                              f"tune.keep_checkpoints")])
-
     def _disk_summary(self) -> None:
         if self.location.remote:
             return

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,7 @@ from ..experiment.location import Location
 from ..experiment.study import study_storage
 from ..trial_result import EPOCH, POINT_KEY
 from . import compat
-from .cluster import ray_session, trial_resources, unshared_storage_warning
+from .cluster import RaySession, trial_resources, unshared_storage_warning
 from .strategies import SEARCH_ALGS, TRIAL_SCHEDULERS
 
 if TYPE_CHECKING:
@@ -80,6 +80,7 @@ def run_sweep(
     warm: Sequence[Any] = (),
     points: list[dict[str, Any]] | None = None,
     started: Callable[[Path | None], None] | None = None,
+    ray: RaySession | None = None,
 ) -> Any:
     """Run the experiment on Ray Tune into ``location``; returns Ray's ``ResultGrid``.
 
@@ -92,16 +93,14 @@ def run_sweep(
     (re)installs its signal handlers, which ``ray.init`` replaced (Tune's own SIGINT
     handler is then left out). It gets the folder under which Ray's driver stages the
     experiment's files (see :func:`driver_staging`; None if this Ray has no such folder).
-    The caller checks the installed versions first (:func:`.lifecycle.check_ready`).
+    ``ray``: the caller's session, which may still be starting (the search algorithm and
+    its study are built meanwhile); None: a session of the sweep's own. The caller checks
+    the installed versions first (:func:`.lifecycle.check_ready`).
     """
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the old reporter honours verbose=0
-    with ray_session(spec.tune.address, verbose=verbose, dashboard=spec.tune.dashboard, echo=echo):
-        import ray
+    with _session(spec, ray, verbose, echo) as session:
         from ray import tune
 
-        resources = trial_resources(spec.tune.resources)
-        if spec.tune.address and (warning := unshared_storage_warning(ray.nodes(), location.storage)):
-            echo(warning)
         setup = dataclasses.replace(spec.search_setup(), warm=tuple(warm),
                                     study=(study_storage(spec.tune.study_storage, location.local), spec.name))
         scheduler = TRIAL_SCHEDULERS[spec.tune.trial_scheduler].factory(setup, spec.tune.trial_scheduler_options)
@@ -130,6 +129,13 @@ def run_sweep(
             # (Ray 2.60, function trainables) exploited trials then lost reported epochs.
             reuse_actors=spec.tune.trial_scheduler != "pbt",
         )
+        session.wait()  # from here on Ray must run
+        resources = trial_resources(spec.tune.resources)
+        if spec.tune.address:
+            import ray as ray_api
+
+            if warning := unshared_storage_warning(ray_api.nodes(), location.storage):
+                echo(warning)
         tuner = tune.Tuner(_trainable(spec, data, resources), param_space=param_space, tune_config=tune_config,
                            run_config=_run_config(spec, location, echo, verbose))
         return _fit(tuner, started)
@@ -143,25 +149,43 @@ def resume_sweep(
     retry_errored: bool = False,
     verbose: bool = False,
     started: Callable[[Path | None], None] | None = None,
+    ray: RaySession | None = None,
 ) -> Any:
     """Finish an interrupted experiment: finished trials stay, running ones continue from checkpoints.
 
     With ``retry_errored``, errored trials continue from their last checkpoint too;
-    ``started`` as for :func:`run_sweep`.
+    ``started`` and ``ray`` as for :func:`run_sweep`.
     """
-    from .searchers import experiment_at  # Ray's too: imported once the command runs
-
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    with ray_session(spec.tune.address, verbose=verbose, dashboard=spec.tune.dashboard), \
-            experiment_at(location.local):
+    with _session(spec, ray, verbose, print) as session:
+        session.wait()
         from ray import tune
+
+        from .searchers import experiment_at
 
         resources = trial_resources(spec.tune.resources)
         if location.remote is None:
             compat.search_state_moved_to(location.local)
-        tuner = tune.Tuner.restore(location.remote or str(location.local), trainable=_trainable(spec, data, resources),
-                                   resume_unfinished=True, resume_errored=retry_errored)
-        return _fit(tuner, started)
+        with experiment_at(location.local):
+            tuner = tune.Tuner.restore(location.remote or str(location.local),
+                                       trainable=_trainable(spec, data, resources), resume_unfinished=True,
+                                       resume_errored=retry_errored)
+            return _fit(tuner, started)
+
+
+@contextmanager
+def _session(spec: ExperimentSpec, given: RaySession | None, verbose: bool,
+             echo: Callable[[str], None]) -> Iterator[RaySession]:
+    """The caller's Ray session, or one started here (before Ray is first imported) and shut down after the sweep."""
+    if given is not None:
+        yield given
+        return
+    session = RaySession(spec.tune.address, verbose=verbose, dashboard=spec.tune.dashboard, echo=echo).start()
+    try:
+        yield session
+    finally:
+        session.stop()
+        session.join()
 
 
 SAVE_SHARE = 19  # a save of Ray's experiment state waits 19 times its duration: at most 5% of the driver's time
