@@ -95,11 +95,16 @@ def test_validating_a_spec_imports_no_ray():
         "assert 'ray' not in sys.modules, 'import tune_app.spec loaded ray'\n"
         "from tune_app.cli import main\n"
         "assert main(['validate', 'search_spaces/resnet.yaml', '--no-build', '--samples', '1']) == 0\n"
-        "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))\n"
     )
+    assert ray_modules_after(code) == "[]"
+
+
+def ray_modules_after(code: str) -> str:
+    """Run ``code`` in a fresh interpreter; the Ray modules it loaded (its last line of output)."""
+    code += "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))\n"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+    return out.stdout.strip().splitlines()[-1]
 
 
 # What each package of tune_app may import from the others (lazy and TYPE_CHECKING imports included).
@@ -175,9 +180,6 @@ def test_writing_the_reports_of_an_experiment_imports_no_ray(tmp_path):
         "(exp / 'spec.yaml').write_text(yaml.safe_dump({'name': 'k', 'train': {'metric': 'val_acc'}}))\n"
         "from tune_app.cli import main\n"
         "assert main(['report', str(exp), '--format', 'csv', 'md']) == 0\n"
-        "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))\n"
+        "assert (exp / 'results.csv').is_file()\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert "results.csv" in out.stdout
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert ray_modules_after(code) == "[]"

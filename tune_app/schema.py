@@ -167,6 +167,18 @@ def did_you_mean(word: Any, known: Iterable[Any]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def did_you_mean_any(word: Any, known: Iterable[Any], prefix: str = "") -> str:
+    """``; did you mean timm/resnet18, timm/resnet101?``: up to five close entries, for long lists such as
+    a library's models (``prefix`` goes before each); an empty string when none is close.
+
+    Example:
+        >>> did_you_mean_any("resnt18", ["resnet18", "resnet34", "vit_base"], prefix="timm/")
+        '; did you mean timm/resnet18, timm/resnet34?'
+    """
+    close = close_matches(word, known, n=5, cutoff=0.6)
+    return f"; did you mean {', '.join(prefix + c for c in close)}?" if close else ""
+
+
 def unknown_name(word: Any, known: Iterable[Any], what: str = "name") -> str:
     """The one wording of an unknown name: ``unknown name 'x' (did you mean 'y'?); valid: a, b``.
 

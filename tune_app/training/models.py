@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..schema import close_matches, unknown_name
+from ..schema import did_you_mean_any, unknown_name
 from .freeze import stage_count, stage_plan
 from .meta import build_light
 from .tasks import TASKS
@@ -275,11 +275,6 @@ def split_model_name(name: str) -> tuple[str, str]:
     return source, arch
 
 
-def _did_you_mean(word: str, choices: list[str], prefix: str = "") -> str:
-    close = close_matches(word, choices, n=5, cutoff=0.6)
-    return f"; did you mean {', '.join(prefix + c for c in close)}?" if close else ""
-
-
 def check_model_name(name: str, task: str | None = None, encoder: str | None = None) -> str:
     """Return ``name`` if it names a model for ``task`` (any task if None), else raise ``ValueError``.
 
@@ -301,7 +296,7 @@ def check_model_name(name: str, task: str | None = None, encoder: str | None = N
             tags = ", ".join(f"timm/{t}" for t in timm.list_pretrained(f"{base}.*")) or "none"
             raise ValueError(f"unknown timm model {arch!r}: {base} has no pretrained tag {arch[len(base) + 1:]!r}; "
                              f"its tags: {tags}")
-        raise ValueError(f"unknown {source} model {arch!r}{_did_you_mean(arch, registry.list_names(task), source + '/')} "
+        raise ValueError(f"unknown {source} model {arch!r}{did_you_mean_any(arch, registry.list_names(task), source + '/')} "
                          f"(`tune-app list models {source}/PATTERN` lists them)")
     if task is not None and task not in registry.tasks(arch):
         raise ValueError(_wrong_task(source, arch, task))
@@ -333,7 +328,7 @@ def _check_encoder(encoder: str) -> None:
 
     arch = _smp_encoder(encoder)
     if not _timm_exists(arch):
-        raise ValueError(f"unknown timm encoder {arch!r}{_did_you_mean(arch, timm.list_models())} "
+        raise ValueError(f"unknown timm encoder {arch!r}{did_you_mean_any(arch, timm.list_models())} "
                          f"(model.encoder takes a timm model name; `tune-app list models timm/PATTERN` lists them)")
 
 
