@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SpecError
 from ..report.confirmation import CONFIRM_DIR, PLAN_FILE, Confirmation, read_plan
@@ -29,6 +29,9 @@ from ..report.tables import leaderboard
 from ..report.writer import write_confirmation
 from ..trial_result import ORIGIN_TRIAL, RUN_SEED
 from .location import Location
+
+if TYPE_CHECKING:
+    from ..spec import ExperimentSpec
 
 
 def plan_confirmation(experiment_dir: str | Path, top: int, seeds: int) -> dict[str, Any]:
@@ -61,7 +64,7 @@ def confirm_points(plan: dict[str, Any]) -> list[dict[str, Any]]:
             for seed in plan["seeds"] for origin in plan["origins"]]
 
 
-def confirm_spec(experiment: Location, overrides: Sequence[str], runs: int, address: str | None) -> Any:
+def confirm_spec(experiment: Location, overrides: Sequence[str], runs: int, address: str | None) -> ExperimentSpec:
     """The sweep's spec, ``--set`` overrides applied, made a confirmation: FIFO, ``runs`` trials, into DIR/confirm."""
     from ..spec.loading import read_yaml, validate_spec
     from ..spec.overrides import apply_override

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import SpecError
 from ..experiment.location import Location
@@ -18,6 +18,7 @@ from .lifecycle import Echo, Experiment, check_ready, new_location, shared_data
 
 if TYPE_CHECKING:
     from ..report.compare import Comparison
+    from ..spec import ExperimentSpec
 
 
 def parse_strategies(text: str, seeds: int) -> list[str]:
@@ -52,7 +53,7 @@ def compare_trial_schedulers(file: str, overrides: Sequence[str], strategies: Se
     # random, so with pbt in the list every strategy searches at random, for a fair race.
     fair = ["tune.search_alg=random"] if "pbt" in strategies else []
     out = Location.create(base.tune.storage, f"{base.name}-compare")
-    planned: list[tuple[str, Any, Location]] = []
+    planned: list[tuple[str, ExperimentSpec, Location]] = []
     for strategy in strategies:
         for seed in range(seeds):
             spec = load_spec(file, [*overrides, *fair, f"tune.scheduler={strategy}",
