@@ -14,7 +14,7 @@ from .parameters import Parameter, read_parameters
 from .results import TrialRecord, history_frame, load_history, load_results, read_spec, read_trials, results_frame
 from .summary import summary_text
 from .tables import best_trial_id, compare_values, leaderboard, numeric_effects, two_way
-from .writer import FORMATS, write_reports
+from .writer import FORMATS, preload, write_reports
 
 __all__ = [
     "FORMATS",
@@ -34,6 +34,7 @@ __all__ = [
     "load_results",
     "numeric_effects",
     "parameter_importance",
+    "preload",
     "read_parameters",
     "read_spec",
     "read_trials",

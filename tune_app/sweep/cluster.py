@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -118,14 +117,14 @@ def dashboard_address(dashboard: bool | str) -> tuple[str, int]:
 
 
 class RaySession:
-    """The Ray instance a command's sweeps run on, connected (or started) and shut down by a thread of its own.
+    """The Ray instance a command's sweeps run on: :meth:`start` connects to ``address`` or starts a private
+    local instance, :meth:`stop` shuts down what :meth:`start` started.
 
-    Starting a private local instance takes seconds (Ray's GCS and raylet processes); with
-    :meth:`start` the driver builds the data and writes the experiment's files meanwhile, and
-    with :meth:`stop` it writes the reports while Ray shuts down. One thread does both ends:
-    Ray's processes die with the thread that spawned them (Linux's parent-death signal), so
-    that thread lives until Ray is down. Where Ray was already initialized (a test, a
-    notebook), the caller manages it and the session does nothing.
+    Where Ray was already initialized (a test, a notebook), the caller manages it and both do
+    nothing. Both belong in the main thread: Ray's driver keeps its state there, and the
+    processes of a local instance die with the thread that spawned them (Linux's parent-death
+    signal), so the work that overlaps them (building the data, writing the reports) is what
+    runs in a thread of its own (:class:`~tune_app.sweep.lifecycle.Experiment`).
 
     The local instance listens on loopback only and runs no dashboard unless asked; an
     asked-for dashboard listens on 127.0.0.1 unless given another address.
@@ -134,12 +133,9 @@ class RaySession:
     def __init__(self, address: str | None, *, verbose: bool = False, dashboard: bool | str = False,
                  echo: Callable[[str], None] = print) -> None:
         self.address, self.verbose, self.dashboard, self.echo = address, verbose, dashboard, echo
-        self.owned = False  # whether this session connects (and so shuts down) Ray
-        self._ready, self._stop, self._down = threading.Event(), threading.Event(), threading.Event()
-        self._error: BaseException | None = None
+        self.owned = False  # whether start() connected Ray, so that stop() shuts it down
 
     def start(self) -> RaySession:
-        """Begin connecting in the session's thread; :meth:`wait` for it."""
         if not self.address:
             _loopback_only()  # a sweep on a laptop must not open a cluster to the network
         else:
@@ -147,46 +143,7 @@ class RaySession:
         import ray
 
         if ray.is_initialized():  # the caller manages Ray (e.g. a test or a notebook)
-            self._ready.set()
-            self._down.set()
             return self
-        self.owned = True
-        threading.Thread(target=self._own, name="tune-app-ray", daemon=True).start()
-        return self
-
-    def wait(self) -> None:
-        """Until Ray is up; raises what connecting raised (a bad address is a SpecError)."""
-        self._ready.wait()
-        if self._error is not None:
-            raise self._error
-
-    def stop(self) -> None:
-        """Shut Ray down in the session's thread (it returns at once; :meth:`join` waits for it)."""
-        self._stop.set()
-
-    def join(self) -> None:
-        self._down.wait()
-
-    def _own(self) -> None:
-        import ray
-
-        try:
-            self._connect()
-        except BaseException as exc:  # told to the caller by wait()
-            self._error = exc
-            self._ready.set()
-            self._down.set()
-            return
-        self._ready.set()
-        self._stop.wait()
-        try:
-            ray.shutdown()
-        finally:
-            self._down.set()
-
-    def _connect(self) -> None:
-        import ray
-
         quiet = logging.INFO if self.verbose else logging.ERROR
         if self.address:
             _connect(self.address, quiet, self.verbose)
@@ -203,6 +160,15 @@ class RaySession:
             self.echo(f"Ray dashboard: http://{host}:{port}")
         else:
             ray.init(address="local", include_dashboard=False, logging_level=quiet, log_to_driver=self.verbose)
+        self.owned = True
+        return self
+
+    def stop(self) -> None:
+        if self.owned:
+            import ray
+
+            self.owned = False
+            ray.shutdown()
 
 
 @contextmanager
@@ -211,11 +177,9 @@ def ray_session(address: str | None, verbose: bool = False, dashboard: bool | st
     """Connect to ``address``, or start a private local Ray instance, for the block; shut down what we started."""
     session = RaySession(address, verbose=verbose, dashboard=dashboard, echo=echo).start()
     try:
-        session.wait()
         yield
     finally:
         session.stop()
-        session.join()
 
 
 def trial_resources(wanted: ResourcesSpec) -> dict[str, float]:

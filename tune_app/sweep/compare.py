@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import SpecError
 from ..experiment.location import Location
-from .lifecycle import Echo, Experiment, check_ready, new_location, shared_data
+from .lifecycle import Echo, Experiment, check_ready, new_location, start_ray_building_data
 
 if TYPE_CHECKING:
     from ..report.compare import Comparison
@@ -45,7 +45,6 @@ def compare_trial_schedulers(file: str, overrides: Sequence[str], strategies: Se
     """Run the space of ``file`` under each trial scheduler and seed; the comparison and the files it wrote."""
     from ..report import write_comparison
     from ..spec import load_spec
-    from .cluster import RaySession
 
     base = load_spec(file, overrides, name=name, storage=storage, address=address)
     check_ready(base)
@@ -62,11 +61,9 @@ def compare_trial_schedulers(file: str, overrides: Sequence[str], strategies: Se
             planned.append((strategy, spec, new_location(spec)))
     base = base.with_weights_resolved()
     runs: dict[str, list[Path]] = {}
-    ray = RaySession(base.tune.address, verbose=verbose).start()  # one Ray for every run; it starts meanwhile
+    ray, data = start_ray_building_data(base, echo=echo, verbose=verbose)  # one Ray for every run
     try:
-        data = shared_data(base, echo)
         echo(f"comparing {', '.join(strategies)} on {base.trial_count()} trials x {seeds} seed(s) each: {out}")
-        ray.wait()
         for strategy, spec, location in planned:
             experiment = Experiment(spec.with_weights(base.model.pretrained), location, data, echo=echo,
                                     verbose=verbose)
@@ -76,7 +73,6 @@ def compare_trial_schedulers(file: str, overrides: Sequence[str], strategies: Se
             runs.setdefault(strategy, []).append(location.local)
     finally:
         ray.stop()
-        ray.join()
     comparison, paths = write_comparison(out.local, runs, target=target)
     out.push(paths.values())
     return comparison, paths

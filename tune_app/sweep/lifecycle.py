@@ -24,11 +24,13 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RunError, SpecError
 from ..experiment.location import Location
+from ..experiment.study import study_storage
 from .cluster import RaySession
 from .disk import LOGS_BYTES, MB, disk_budget, used_bytes
 
@@ -39,6 +41,11 @@ if TYPE_CHECKING:
     from ..training.datasets import DataBundle
 
 Echo = Callable[[str], None]
+
+
+def _uses_a_study(spec: ExperimentSpec) -> bool:
+    """Whether the sweep's search keeps an Optuna study (every search algorithm but grid; PBT has none)."""
+    return spec.tune.search_alg != "grid" and spec.tune.trial_scheduler != "pbt"
 
 
 def check_ready(spec: ExperimentSpec) -> None:
@@ -55,7 +62,7 @@ def check_ready(spec: ExperimentSpec) -> None:
 
 def new_location(spec: ExperimentSpec, *, study: bool = True) -> Location:
     """Where a new experiment goes; nothing may be there yet, nor (``study``) an Optuna study of its name."""
-    from ..experiment.study import check_new_study, study_storage
+    from ..experiment.study import check_new_study
 
     location = Location.create(spec.tune.storage, spec.name)
     if study:
@@ -107,6 +114,38 @@ def make_directory(spec: ExperimentSpec, location: Location) -> None:
                                           f"tune.max_concurrent / tune.keep_best_trials / tune.keep_checkpoints")])
 
 
+def start_ray_building_data(spec: ExperimentSpec, *, echo: Echo = print, verbose: bool = False,
+                            study: str | None = None) -> tuple[RaySession, DataBundle]:
+    """Start Ray (in this thread) while another thread builds the data; both, or the first error.
+
+    A local Ray instance takes seconds to start its processes, and the data about as long
+    to build; they need nothing of each other. The other thread also readies what the
+    driver needs after the sweep and nothing of Ray: a new ``study``'s tables, the reports'
+    libraries. Ray is shut down again if the data fails.
+    """
+    with ThreadPoolExecutor(1, thread_name_prefix="tune-app-data") as pool:
+        data = pool.submit(_driver_ready, spec, echo, study)
+        ray = RaySession(spec.tune.address, verbose=verbose, dashboard=spec.tune.dashboard, echo=echo).start()
+    try:
+        return ray, data.result()
+    except BaseException:
+        ray.stop()
+        raise
+
+
+def _driver_ready(spec: ExperimentSpec, echo: Echo, study: str | None) -> DataBundle:
+    """The data, then (while Ray still starts) the study's tables and the final reports' libraries."""
+    from ..report import preload
+
+    data = shared_data(spec, echo)
+    if study is not None:
+        from ..experiment.study import rdb_storage
+
+        rdb_storage(study)  # creates a new study's tables: 0.6 s on a new SQLite file
+    preload()
+    return data
+
+
 class Experiment:
     """One experiment directory and the sweeps run into it.
 
@@ -136,7 +175,7 @@ class Experiment:
         location = new_location(spec, study=study)
         spec = spec.with_weights_resolved()
         make_directory(spec, location)  # before Ray starts: a storage that cannot hold the sweep stops us at once
-        experiment = cls.prepare(spec, location, echo=echo, verbose=verbose)
+        experiment = cls.prepare(spec, location, echo=echo, verbose=verbose, study=study)
         with experiment._stopping_ray_on_error():
             experiment.write_files()
         return experiment
@@ -151,24 +190,22 @@ class Experiment:
         return cls.prepare(spec, location, echo=echo, verbose=verbose)
 
     @classmethod
-    def prepare(cls, spec: ExperimentSpec, location: Location, *, echo: Echo = print,
-                verbose: bool = False) -> Experiment:
-        """Start Ray in the background, and build the data while it starts (seconds saved before the first trial)."""
-        ray = RaySession(spec.tune.address, verbose=verbose, dashboard=spec.tune.dashboard, echo=echo).start()
-        experiment = cls(spec, location, None, echo=echo, verbose=verbose, ray=ray)  # type: ignore[arg-type]
-        with experiment._stopping_ray_on_error():
-            experiment.data = shared_data(spec, echo)
-        return experiment
+    def prepare(cls, spec: ExperimentSpec, location: Location, *, echo: Echo = print, verbose: bool = False,
+                study: bool = False) -> Experiment:
+        """Start Ray while a thread builds the data (seconds saved before the first trial), and with ``study``
+        the tables of the experiment's Optuna study; the experiment owns that Ray session."""
+        url = study_storage(spec.tune.study_storage, location.local) if study and _uses_a_study(spec) else None
+        ray, data = start_ray_building_data(spec, echo=echo, verbose=verbose, study=url)
+        return cls(spec, location, data, echo=echo, verbose=verbose, ray=ray)
 
     @contextlib.contextmanager
     def _stopping_ray_on_error(self) -> Iterator[None]:
-        """Bad input found while Ray starts: Ray is shut down before the error reaches the user."""
+        """Bad input found after Ray started: Ray is shut down before the error reaches the user."""
         try:
             yield
         except BaseException:
             if self._ray is not None:
                 self._ray.stop()
-                self._ray.join()
             raise
 
     def start(self) -> None:
@@ -229,19 +266,21 @@ class Experiment:
                     sweep(spec, self.location, data=self.data, verbose=self.verbose, started=started, ray=self._ray,
                           **options)
                 finally:
-                    if self._ray is not None:
-                        self._ray.stop()  # Ray shuts down in its own thread while the reports are written
                     # Whatever happened, what was computed so far reaches the reports.
                     watcher.hold_main = False  # a signal from here on must not stop this thread holding the lock
-                    results, paths = self.write_reports()
-            exported = self._export_quietly()
-            if not quiet:
-                self._summarize(paths, time.monotonic() - start)
-                self.echo(exported)
-                self._disk_summary()
+                    with ThreadPoolExecutor(1, thread_name_prefix="tune-app-reports") as pool:
+                        reports = pool.submit(self.write_reports)  # while Ray shuts down in this thread
+                        if self._ray is not None:
+                            self._ray.stop()
+                    results, paths = reports.result()
         finally:
             if self._ray is not None:
-                self._ray.join()
+                self._ray.stop()  # the sweep never started (or a report failed): Ray is down all the same
+        exported = self._export_quietly()
+        if not quiet:
+            self._summarize(paths, time.monotonic() - start)
+            self.echo(exported)
+            self._disk_summary()
         full = self._disk_full_advice(results)
         if full:
             self.echo(full)

@@ -93,14 +93,17 @@ def run_sweep(
     (re)installs its signal handlers, which ``ray.init`` replaced (Tune's own SIGINT
     handler is then left out). It gets the folder under which Ray's driver stages the
     experiment's files (see :func:`driver_staging`; None if this Ray has no such folder).
-    ``ray``: the caller's session, which may still be starting (the search algorithm and
-    its study are built meanwhile); None: a session of the sweep's own. The caller checks
-    the installed versions first (:func:`.lifecycle.check_ready`).
+    ``ray``: the caller's session, started; None: a session of the sweep's own. The caller
+    checks the installed versions first (:func:`.lifecycle.check_ready`).
     """
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the old reporter honours verbose=0
-    with _session(spec, ray, verbose, echo) as session:
+    with _session(spec, ray, verbose, echo):
+        import ray as ray_api
         from ray import tune
 
+        resources = trial_resources(spec.tune.resources)
+        if spec.tune.address and (warning := unshared_storage_warning(ray_api.nodes(), location.storage)):
+            echo(warning)
         setup = dataclasses.replace(spec.search_setup(), warm=tuple(warm),
                                     study=(study_storage(spec.tune.study_storage, location.local), spec.name))
         scheduler = TRIAL_SCHEDULERS[spec.tune.trial_scheduler].factory(setup, spec.tune.trial_scheduler_options)
@@ -129,13 +132,6 @@ def run_sweep(
             # (Ray 2.60, function trainables) exploited trials then lost reported epochs.
             reuse_actors=spec.tune.trial_scheduler != "pbt",
         )
-        session.wait()  # from here on Ray must run
-        resources = trial_resources(spec.tune.resources)
-        if spec.tune.address:
-            import ray as ray_api
-
-            if warning := unshared_storage_warning(ray_api.nodes(), location.storage):
-                echo(warning)
         tuner = tune.Tuner(_trainable(spec, data, resources), param_space=param_space, tune_config=tune_config,
                            run_config=_run_config(spec, location, echo, verbose))
         return _fit(tuner, started)
@@ -157,8 +153,7 @@ def resume_sweep(
     ``started`` and ``ray`` as for :func:`run_sweep`.
     """
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    with _session(spec, ray, verbose, print) as session:
-        session.wait()
+    with _session(spec, ray, verbose, print):
         from ray import tune
 
         from .searchers import experiment_at
@@ -176,7 +171,7 @@ def resume_sweep(
 @contextmanager
 def _session(spec: ExperimentSpec, given: RaySession | None, verbose: bool,
              echo: Callable[[str], None]) -> Iterator[RaySession]:
-    """The caller's Ray session, or one started here (before Ray is first imported) and shut down after the sweep."""
+    """The caller's Ray session, or one started here (before Ray Tune is imported) and shut down after the sweep."""
     if given is not None:
         yield given
         return
@@ -185,7 +180,6 @@ def _session(spec: ExperimentSpec, given: RaySession | None, verbose: bool,
         yield session
     finally:
         session.stop()
-        session.join()
 
 
 SAVE_SHARE = 19  # a save of Ray's experiment state waits 19 times its duration: at most 5% of the driver's time
