@@ -13,7 +13,7 @@ orders, the way tabular HPO benchmarks do:
 2. **Replay.** Each order draws ``--samples`` configurations of the pool at random
    and runs them on ``--workers`` workers, every epoch one time unit, results in order
    of arrival. FIFO runs every trial to its end. ASHA is tune-app's own scheduler object
-   (``runner.TRIAL_SCHEDULERS["asha"]``: Ray's ``ASHAScheduler`` with tune-app's
+   (``sweep.strategies.TRIAL_SCHEDULERS["asha"]``: Ray's ``ASHAScheduler`` with tune-app's
    defaults), fed each epoch's result as Ray's controller feeds it; a STOP ends the
    trial and frees its worker for the next configuration.
 3. **Counts**, as ``tune-app compare`` counts them: trial-epochs reported until the

@@ -53,14 +53,13 @@ def cmd_search(args: argparse.Namespace) -> int:
             echo(warm.describe())
         echo("dry run: nothing started")
         return 0
-    # The plan first: the data and Ray take seconds to get ready (both at once).
-    echo(f"{spec.trial_count()} trials of {spec.model.name} on {spec.data.dataset}: search {spec.tune.search_alg}, "
-         f"trial scheduler {spec.tune.trial_scheduler}, {spec.train.epochs} epochs at most, "
-         f"objective {spec.mode} {spec.metric}")
     experiment = Experiment.create(spec, echo=echo, verbose=args.verbose)
     if warm:
         experiment.record_origin("warm_start", warm.record())
         echo(warm.describe())
+    echo(f"{spec.trial_count()} trials of {spec.model.name} on {spec.data.dataset}: search {spec.tune.search_alg}, "
+         f"trial scheduler {spec.tune.trial_scheduler}, {spec.train.epochs} epochs at most, "
+         f"objective {spec.mode} {spec.metric}")
     echo(f"experiment: {experiment.location}")
     echo(_disk_line(spec))
     return experiment.search(warm=warm.trials if warm else ())
