@@ -16,12 +16,12 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..caches import cache_home
 from ..errors import SpecError
 
 # Folders of a trial that hold weights, not results: never copied to the mirror.
@@ -37,7 +37,7 @@ def is_uri(text: str) -> bool:
 
 def mirror_root() -> Path:
     """Local mirrors of remote experiments (``TUNE_APP_CACHE`` or ~/.cache/tune-app)."""
-    return Path(os.environ.get("TUNE_APP_CACHE") or Path.home() / ".cache" / "tune-app") / "experiments"
+    return cache_home() / "experiments"
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from .losses import create_loss
 from .lr_schedules import ScheduleLength, create_lr_schedule, current_lr
 from .metrics import create_metrics
 from .microbatch import accumulation, smaller_micro_batch, split
+from .model_facts import remembered
 from .models import count_parameters, create_model
 from .optimizers import create_optimizer
 from .precise_bn import AUTO_IMAGES, needs_recompute, recompute, training_batch_norms
@@ -144,11 +145,28 @@ def with_built_data(config: TrainConfig, data: DataBundle) -> TrainConfig:
     return dataclasses.replace(config, data=built)
 
 
-def model_pretrained_cfg(model: str, encoder: str | None = None) -> Any:
+@dataclasses.dataclass(frozen=True)
+class PretrainedFraming:
+    """What a pretrained config says of the images its weights expect."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    crop_pct: float | None
+    interpolation: str | None
+
+
+@remembered("model_pretrained_cfg", encode=lambda cfg: cfg and dataclasses.asdict(cfg),
+            decode=lambda fact: fact and PretrainedFraming(**{**fact, "mean": tuple(fact["mean"]),
+                                                              "std": tuple(fact["std"])}))
+def model_pretrained_cfg(model: str, encoder: str | None = None) -> PretrainedFraming | None:
     """timm's pretrained config of ``model`` (mean, std, crop_pct, interpolation); None if it has none.
 
     torchvision's weights expect the ImageNet statistics (the folder default) and timm's
     default framing, so they have none here.
+
+    Example:
+        >>> model_pretrained_cfg("timm/test_resnet").crop_pct
+        0.95
     """
     source, _, arch = model.partition("/")
     arch = encoder if source == "smp" else arch
@@ -157,9 +175,12 @@ def model_pretrained_cfg(model: str, encoder: str | None = None) -> Any:
     import timm
 
     try:
-        return timm.get_pretrained_cfg(arch.removeprefix("tu-"))
+        cfg = timm.get_pretrained_cfg(arch.removeprefix("tu-"))
     except Exception:  # an architecture without a pretrained config
         return None
+    if cfg is None:
+        return None
+    return PretrainedFraming(tuple(cfg.mean), tuple(cfg.std), cfg.crop_pct, cfg.interpolation)
 
 
 def peak_memory_mb(device: torch.device) -> float:

@@ -31,7 +31,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -40,6 +40,7 @@ from torch import nn
 from ..schema import did_you_mean_any, unknown_name
 from .freeze import stage_count, stage_plan
 from .meta import build_light
+from .model_facts import remembered
 from .tasks import TASKS
 from .tv_segmentation import TorchvisionSegmentation
 from .weights import (
@@ -275,6 +276,7 @@ def split_model_name(name: str) -> tuple[str, str]:
     return source, arch
 
 
+@remembered("check_model_name")
 def check_model_name(name: str, task: str | None = None, encoder: str | None = None) -> str:
     """Return ``name`` if it names a model for ``task`` (any task if None), else raise ``ValueError``.
 
@@ -406,7 +408,7 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-@functools.lru_cache(maxsize=256)
+@remembered("stage_count_for")
 def stage_count_for(name: str, *, task: str = "classification", encoder: str | None = None) -> int:
     """The stage count of model ``name``, without allocating its weights (for the spec layer).
 
@@ -420,7 +422,7 @@ def stage_count_for(name: str, *, task: str = "classification", encoder: str | N
     return stage_count(_skeleton(name, task, encoder))
 
 
-@functools.lru_cache(maxsize=32)
+@remembered("parameter_count_for")
 def parameter_count_for(name: str, *, task: str = "classification", encoder: str | None = None) -> int:
     """The number of parameters of model ``name`` (with a 2-class head), without allocating them."""
     return sum(p.numel() for p in _skeleton(name, task, encoder).parameters())
@@ -436,7 +438,7 @@ class ModelSize:
     param_tensors: int
 
 
-@functools.lru_cache(maxsize=32)
+@remembered("state_size_for", encode=asdict, decode=lambda fact: ModelSize(**fact))
 def state_size_for(name: str, *, task: str = "classification", encoder: str | None = None,
                    num_classes: int = 2) -> ModelSize:
     """The size of model ``name``'s ``state_dict`` with a ``num_classes`` head, without allocating it.

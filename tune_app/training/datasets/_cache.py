@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from ...caches import cache_home
 from . import imaging
 from .imaging import decode_into
 
@@ -67,7 +68,7 @@ def cache_root(cache_dir: str | None = None) -> Path:
     """Where caches live on this node: ``cache_dir``, ``$TUNE_APP_CACHE/images`` or ``~/.cache/tune-app/images``."""
     if cache_dir:
         return Path(cache_dir).expanduser()
-    return Path(os.environ.get("TUNE_APP_CACHE") or Path.home() / ".cache" / "tune-app") / "images"
+    return cache_home() / "images"
 
 
 def default_echo(text: str) -> None:
