@@ -80,6 +80,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
+def cpu_burner():
+    """A process keeping one CPU busy alongside the test, as another job on the node does (it ends itself
+    after 10 minutes at most; the test stops it)."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 600\nwhile time.time() < end:\n"
+                                                   "    pass\n"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+@pytest.fixture
 def tiny_spec_data() -> dict:
     """A fresh deep copy of the tiny spec, safe to modify."""
     return copy.deepcopy(TINY_SPEC)

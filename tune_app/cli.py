@@ -354,13 +354,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run() -> None:
-    """The ``tune-app`` command: :func:`main`, then an exit that skips tearing the interpreter down.
+    """The ``tune-app`` command: :func:`main` (a sweep's under :mod:`.supervisor`), then an exit that skips
+    tearing the interpreter down.
 
     With torch, Ray and pandas loaded, Python's own teardown (freeing every module) took
     2.7 s after the last line of a sweep; by then every file is written and Ray is shut
     down. The exit handlers (``atexit``: logging, trackers) still run first.
     """
-    code = main()
+    from .supervision import take_channel
+    from .supervisor import needs_supervisor, supervise
+
+    argv = sys.argv[1:]
+    code = main() if take_channel() or not needs_supervisor(argv) else supervise(argv)
     atexit._run_exitfuncs()  # what the interpreter runs at exit, before the teardown skipped here
     sys.stdout.flush()
     sys.stderr.flush()

@@ -1,5 +1,5 @@
-"""Faults injected into real sweeps: a killed driver, a signal to the whole job, a killed trial worker, failing
-trials, a full disk."""
+"""Faults injected into real sweeps: a killed driver, a killed trial worker, failing trials, a full disk (signals
+to the job: tests/test_supervisor.py)."""
 
 from __future__ import annotations
 
@@ -10,32 +10,16 @@ import shutil
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import optuna
 import pandas as pd
 import pytest
+import yaml
 
 from ..conftest import result_lines, write_spec
-from ..processes import kill_session, wait_for
+from ..processes import kill_session, resume_to_the_end, start_search, wait_for
 
 pytestmark = pytest.mark.ray
-
-
-def start_search(spec: Path, storage: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tune_app", "search", str(spec), "--storage", str(storage)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-
-
-def resume_to_the_end(experiment: Path, trials: int, epochs: int) -> dict[str, list[dict]]:
-    """``tune-app resume``: every trial once in results.csv, finished with all its epochs; the result lines after."""
-    resumed = subprocess.run([sys.executable, "-m", "tune_app", "resume", str(experiment)],
-                             capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    results = pd.read_csv(experiment / "results.csv")
-    assert len(results) == trials and results["trial_id"].is_unique
-    assert set(results["status"]) == {"TERMINATED"} and (results["epochs"] == epochs).all()
-    return result_lines(experiment)
 
 
 @pytest.fixture
@@ -52,12 +36,15 @@ def slow_spec(tmp_path, tiny_spec_data):
 
 
 def test_a_killed_driver_is_finished_by_resume_with_each_trial_once_after_the_experiment_moved(tmp_path, slow_spec):
+    """SIGKILL to every process of the job (the supervisor's own reports are tests/test_supervisor.py's)."""
     storage = tmp_path / "runs"
     experiment = storage / "faults"
-    proc = start_search(slow_spec, storage)
+    data = yaml.safe_load(slow_spec.read_text())
+    data["train"]["epochs"], data["tune"]["num_samples"] = 3, 3  # one finished, one running, one to come
+    proc = start_search(write_spec(slow_spec, data), storage)
     try:
         def one_finished_and_state_saved():
-            done = [n for n, lines in result_lines(experiment).items() if lines and lines[-1]["epoch"] == 4]
+            done = [n for n, lines in result_lines(experiment).items() if lines and lines[-1]["epoch"] == 3]
             return done if done and list(experiment.glob("experiment_state-*.json")) else None
 
         finished = wait_for(one_finished_and_state_saved, 300, "a finished trial", proc)
@@ -70,52 +57,23 @@ def test_a_killed_driver_is_finished_by_resume_with_each_trial_once_after_the_ex
     moved = tmp_path / "moved" / "faults"
     shutil.move(experiment.parent, moved.parent)
 
-    after = resume_to_the_end(moved, trials=4, epochs=4)
+    after = resume_to_the_end(moved, trials=3, epochs=3)
     for name, lines in finished_results.items():  # finished trials were not trained again
-        assert after[name][:4] == lines
+        assert after[name][:3] == lines
         # At most a re-evaluation of the final weights (Ray had not taken in the last result).
-        assert all(line["restored_from_epoch"] == 4 and line["val_acc"] == lines[-1]["val_acc"]
+        assert all(line["restored_from_epoch"] == 3 and line["val_acc"] == lines[-1]["val_acc"]
                    for line in after[name][4:])
     assert not storage.exists()  # nothing was written where the experiment had been
     study = optuna.load_study(study_name="faults", storage=f"sqlite:///{moved / 'optuna.db'}")
-    assert sorted(t.state.name for t in study.trials if t.user_attrs.get("ray_trial_id")) == ["COMPLETE"] * 4
-
-
-def test_sigterm_to_the_whole_job_writes_the_reports_and_resume_finishes_each_trial_once(tmp_path, tiny_spec_data):
-    """As timeout, SLURM, Kubernetes or Ctrl-C do: every process of the job (driver, raylet, workers) signalled."""
-    tiny_spec_data["name"] = "signalled"
-    tiny_spec_data["tune"].update(num_samples=3, scheduler="fifo", max_concurrent=2)
-    spec = write_spec(tmp_path / "signalled.yaml", tiny_spec_data)
-    experiment = tmp_path / "runs" / "signalled"
-    proc = start_search(spec, tmp_path / "runs")
-    try:
-        def epochs_reported_and_state_saved():
-            count = sum(len(lines) for lines in result_lines(experiment).values())
-            return count >= 2 and list(experiment.glob("experiment_state-*.json"))
-
-        wait_for(epochs_reported_and_state_saved, 300, "two epochs reported", proc)
-        os.killpg(proc.pid, signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
-    finally:
-        kill_session(proc.pid)
-    assert proc.returncode == 143, out
-    assert "tune-app resume" in out and "Traceback" not in out
-    assert "copied the driver's latest results and state to" in out  # what Ray had not yet copied there
-    reported = {(line["trial_id"], line["epoch"]) for lines in result_lines(experiment).values() for line in lines}
-    history = pd.read_csv(experiment / "history.csv", dtype={"trial_id": str})
-    assert set(zip(history["trial_id"], history["epoch"])) == reported  # every reported epoch, nothing else
-    assert (experiment / "report.md").is_file() and (experiment / "results.csv").is_file()
-    before = result_lines(experiment)
-
-    after = resume_to_the_end(experiment, trials=3, epochs=2)
-    for name, lines in before.items():  # continued, not trained again from the start
-        assert after[name][:len(lines)] == lines
+    assert sorted(t.state.name for t in study.trials if t.user_attrs.get("ray_trial_id")) == ["COMPLETE"] * 3
 
 
 def test_a_killed_trial_worker_restarts_from_its_last_checkpoint(tmp_path, slow_spec):
     storage = tmp_path / "runs"
     experiment = storage / "faults"
-    proc = start_search(slow_spec, storage)
+    data = yaml.safe_load(slow_spec.read_text())
+    data["tune"]["num_samples"] = 2  # one trial to kill, one beside it
+    proc = start_search(write_spec(slow_spec, data), storage)
     try:
         def a_trial_past_epoch_one():
             for name, lines in result_lines(experiment).items():

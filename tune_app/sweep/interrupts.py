@@ -9,6 +9,11 @@ thread is doing); that thread writes the reports from the experiment directory (
 needed) and ends the process, leaving Ray's saved state as a killed driver leaves it:
 ``tune-app resume`` finishes the sweep. A second signal ends the process at once.
 
+Ray can still end this process first (its core worker does once the raylet is gone):
+the ``tune-app`` command therefore runs the driver under :mod:`tune_app.supervisor`, and
+here, while the supervisor lives, a signal only copies what Ray staged; the supervisor
+writes the reports once this process has ended.
+
 Example:
     >>> EXIT_CODES[signal.SIGTERM], EXIT_CODES[signal.SIGINT]
     (143, 130)
@@ -23,6 +28,8 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+from ..supervision import orphaned, watched
 
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal's number, as shells report it
 
@@ -68,8 +75,8 @@ class Interrupts:
             return
         code = EXIT_CODES[signum]
         threading.Thread(target=self._finish, args=(signum, code), name="tune-app-reports", daemon=True).start()
-        if self._next_signal() is not None:
-            _exit(code, f"{signal.Signals(signum).name} again: exiting at once")
+        if self._next_signal() is not None:  # under a supervisor, which says so itself and writes the reports
+            _exit(code, None if watched() else f"{signal.Signals(signum).name} again: exiting at once")
 
     def _next_signal(self) -> int | None:
         """The next SIGINT / SIGTERM (other signals with Python handlers wake it too); None once disarmed."""
@@ -99,6 +106,8 @@ def _exit(code: int, message: str | None = None) -> None:
         print(message, file=sys.stderr, flush=True)
     sys.stdout.flush()
     sys.stderr.flush()
+    if orphaned():  # what the dead supervisor would do next: stop the local Ray's processes (and this one)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
     os._exit(code)  # no unwinding through Ray and Tune, whose processes may be gone
 
 

@@ -4,9 +4,10 @@
 the same way: the experiment directory is checked (it can hold the sweep's checkpoints)
 and written (``spec.yaml``, ``parameters.json``, ``data.json``) before anything trains;
 while the sweep runs, SIGTERM / SIGINT write the reports from what is on disk (see
-:mod:`.interrupts`); whatever happened, the reports are written when it ends, then the
-best model is exported and what the disk holds is said. :class:`Experiment` is that
-sequence, once.
+:mod:`.interrupts`; under :mod:`tune_app.supervisor`, which this process tells of each
+experiment, the supervisor writes them once this process has ended); whatever happened,
+the reports are written when it ends, then the best model is exported and what the disk
+holds is said. :class:`Experiment` is that sequence, once.
 
 Example:
     >>> from tune_app.spec import load_spec
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import RunError, SpecError
 from ..experiment.location import Location
 from ..experiment.study import study_storage
+from ..supervision import tell, watched
 from .cluster import RaySession
 from .disk import LOGS_BYTES, MB, disk_budget, used_bytes
 
@@ -146,6 +148,41 @@ def _driver_ready(spec: ExperimentSpec, echo: Echo, study: str | None) -> DataBu
     return data
 
 
+def copy_staged(location: Location, root: Path | None, echo: Echo = print) -> None:
+    """What the driver had not yet copied to the experiment (Ray does with each save of its state, every few
+    seconds on a large sweep), copied (uploaded) there now: for the reports, and for resume. No Ray needed."""
+    from .runner import driver_staging
+
+    local_copy = driver_staging(root, location)
+    if local_copy is not None:
+        location.push_tree(local_copy)
+        echo(f"{'uploaded' if location.remote else 'copied'} the driver's latest results and state to {location}")
+
+
+def reports_from_disk(location: Location, spec: ExperimentSpec | None = None, *,
+                      csv_first: bool = False) -> tuple[pd.DataFrame, dict[str, Path]]:
+    """Every report of the experiment, from what is on disk now (``spec``: the experiment's, read from its
+    ``spec.yaml`` if not given); a remote experiment's mirror is pulled first and pushed after. No Ray needed.
+
+    ``csv_first``: after a signal, with a SIGKILL to come (30 s later under SLURM and Kubernetes): the CSVs,
+    ``report.md`` and ``best_config.yaml`` first, without parameter importance (fANOVA: most of the 35 s a
+    2,000-trial experiment's reports take here), then everything.
+    """
+    from ..report import write_reports
+
+    if spec is None:
+        from ..spec import load_spec
+
+        spec = load_spec(location.local / "spec.yaml")
+    location.pull()
+    if csv_first:
+        _, paths = write_reports(location.local, best_config=spec.fixed_at, formats=("csv", "md"), final=False)
+        location.push([*paths.values(), *location.driver_files()])
+    results, paths = write_reports(location.local, best_config=spec.fixed_at)
+    location.push([*paths.values(), *location.driver_files()])
+    return results, paths
+
+
 class Experiment:
     """One experiment directory and the sweeps run into it.
 
@@ -255,11 +292,14 @@ class Experiment:
         from .interrupts import interrupts
 
         start = time.monotonic()
+        where = {"storage": self.location.storage, "name": self.location.name}
+        tell("experiment", **where)
         try:
             with interrupts(self._interrupted) as watcher:
 
                 def started(root: Path | None) -> None:  # Ray runs: handle the signals again, know where it stages
                     self._staging = root
+                    tell("staging", root=root and str(root), **where)
                     watcher.arm()
 
                 try:
@@ -273,6 +313,7 @@ class Experiment:
                         if self._ray is not None:
                             self._ray.stop()
                     results, paths = reports.result()
+                    tell("reported", **where)
         finally:
             if self._ray is not None:
                 self._ray.stop()  # the sweep never started (or a report failed): Ray is down all the same
@@ -291,28 +332,20 @@ class Experiment:
     # ------------------------------------------------------------ the reports
     def write_reports(self) -> tuple[pd.DataFrame, dict[str, Path]]:
         """Every report, from what is on disk now; a remote experiment's mirror is pulled first and pushed after."""
-        from ..report import write_reports
-
         with self._lock:
-            self.location.pull()
-            results, paths = write_reports(self.location.local, best_config=self.spec.fixed_at)
-            self.location.push([*paths.values(), *self.location.driver_files()])
-            return results, paths
+            return reports_from_disk(self.location, self.spec)
 
     def _interrupted(self, signal_name: str) -> None:
         """SIGTERM / SIGINT while the sweep runs (in the signal's own thread): the reports, then how to continue."""
+        if watched():  # the supervisor writes the reports once this process has ended, and says how to go on
+            copy_staged(self.location, self._staging, self.echo)
+            tell("copied", storage=self.location.storage, name=self.location.name)
+            return
         self.echo(f"\n{signal_name}: writing the reports from what is on disk (a second signal exits at once)")
-        # What the driver had not yet copied to the experiment (Ray does with each save of its state, every
-        # few seconds on a large sweep): for the reports, and for resume.
-        from .runner import driver_staging
-
         location = self.location
-        local_copy = driver_staging(self._staging, location)
-        if local_copy is not None:
-            location.push_tree(local_copy)
-            self.echo(f"{'uploaded' if location.remote else 'copied'} the driver's latest results and state to "
-                      f"{location}")
-        _, paths = self.write_reports()
+        copy_staged(location, self._staging, self.echo)
+        with self._lock:
+            _, paths = reports_from_disk(location, self.spec, csv_first=True)
         self.echo(f"reports: {paths['report']}")
         self.echo(f"interrupted; finish the sweep with: tune-app resume {location}")
 
