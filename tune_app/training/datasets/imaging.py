@@ -250,11 +250,21 @@ def _transform(icc: bytes | None, mode: str) -> object | None:
         return None
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc)) if icc else ImageCms.createProfile("LAB")
-        if mode == "RGB" and "srgb" in ImageCms.getProfileDescription(source).lower():
+        if mode == "RGB" and _is_srgb(ImageCms.getProfileDescription(source)):
             return None  # already what the pixels mean
         return ImageCms.buildTransform(source, ImageCms.createProfile("sRGB"), mode, "RGB")
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
         return None
+
+
+def _is_srgb(description: str) -> bool:
+    """Whether a profile is sRGB by its name (cameras' "sRGB IEC61966-2.1", LittleCMS's "sRGB built-in").
+
+    Skipping the sRGB-to-sRGB transform keeps such photos' pixels exactly as stored; a
+    name that merely mentions sRGB ("linear sRGB") is converted.
+    """
+    name = description.strip().lower()
+    return name in ("srgb", "srgb built-in") or name.startswith(("srgb iec61966-2.1", "srgb iec61966-2-1"))
 
 
 # ------------------------------------------------------------------ masks and framing
