@@ -89,6 +89,8 @@ def write_marker_folder(root: Path, per_class: int) -> None:
     (root / "train" / "top" / "notes.txt").write_text("where these came from")
 
 
+@pytest.mark.slow
+@pytest.mark.ray
 def test_a_sweep_learns_a_label_only_correctly_decoded_pixels_show(tmp_path):
     root = tmp_path / "markers"
     write_marker_folder(root, per_class=36)
