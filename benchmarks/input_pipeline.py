@@ -23,9 +23,15 @@ run:
    folder against the in-memory ``digits``, same batch and augmentation: the
    ``train_throughput`` of epochs 2+ (the img/s each epoch line prints, the number in
    history.csv). Target: photos / digits >= 0.85x.
+4. Large JPEGs: ``--large`` generated 12-20 MP camera-sized JPEGs (the sample photos
+   upscaled, with sensor-like noise), framed at 256 px (``image_size`` 224) as the cache
+   build does, one process: full decode vs the reduced DCT-scale decode (JPEG draft),
+   images/s per core side by side (target >= 3x), and the max / mean absolute pixel
+   difference of the stored squares. Then a real cache build of them.
 
     python benchmarks/input_pipeline.py            # ~10 min on 2 cores
     python benchmarks/input_pipeline.py --quick    # a smoke run
+    python benchmarks/input_pipeline.py --parts 4 --large 20   # the large-JPEG part alone
 """
 
 from __future__ import annotations
@@ -237,6 +243,66 @@ def end_to_end(root: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
+# ------------------------------------------------------------------ 4. large JPEGs
+LARGE_SIZES = ((4000, 3000), (4608, 3456), (5472, 3648))  # 12, 16 and 20 MP
+
+
+def write_large_jpegs(root: Path, count: int) -> list[Path]:
+    """``count`` camera-sized JPEGs: crops of the sample photos upscaled, with per-pixel noise as a sensor adds."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    sources = load_sample_images().images
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(count):
+        path = root / "large" / ["a", "b"][i % 2] / f"{i:03d}.jpg"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            size = LARGE_SIZES[i % len(LARGE_SIZES)]
+            source = Image.fromarray(sources[i % 2]).crop((i * 7 % 40, i * 5 % 30, 600, 400)).resize(size, Image.BICUBIC)
+            noisy = np.asarray(source, dtype=np.int16) + rng.normal(0, 4, (size[1], size[0], 3)).astype(np.int16)
+            Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(path, quality=92)
+        paths.append(path)
+    return paths
+
+
+def large_jpegs(root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+
+    from tune_app.training.datasets import DataConfig, scan_folder
+    from tune_app.training.datasets._folder import folder_cache
+    from tune_app.training.datasets.imaging import decode, frame
+
+    paths = write_large_jpegs(args.work, args.large)
+    side = 256
+    squares: dict[str, list[Any]] = {"full": [], "draft": []}
+    rates: dict[str, list[float]] = {"full": [], "draft": []}
+    for repeat in range(args.repeats):
+        for name in (["full", "draft"] if repeat % 2 == 0 else ["draft", "full"]):
+            start = time.perf_counter()
+            out = [np.asarray(frame(decode(str(p), side if name == "draft" else None), side, crop=224)) for p in paths]
+            rates[name].append(len(paths) / (time.perf_counter() - start))
+            squares[name] = out
+    gaps = [np.abs(a.astype(int) - b.astype(int)) for a, b in zip(squares["full"], squares["draft"])]
+    rows = [{"decode": name, "images/s/core": C.median(values), "repeats": C.spread(values),
+             "vs full": C.median(values) / C.median(rates["full"])} for name, values in rates.items()]
+    print(C.table(rows), flush=True)
+    diff = {"max_abs": int(max(g.max() for g in gaps)), "mean_abs": float(np.mean([g.mean() for g in gaps])),
+            "worst_image_mean_abs": float(max(g.mean() for g in gaps))}
+    print(f"stored 256 px squares, draft vs full decode: max |diff| {diff['max_abs']}, mean |diff| "
+          f"{diff['mean_abs']:.3f} (worst image's mean {diff['worst_image_mean_abs']:.3f}) of 255", flush=True)
+    config = DataConfig(dataset="folder", train_dir=str(args.work / "large"), image_size=224, crop_pct=0.875,
+                        cache_dir=str(args.work / "large-cache"))
+    cache = folder_cache(config, scan_folder(config))
+    start = time.perf_counter()
+    cache.ensure(lambda line: print(line, flush=True))
+    build = {"images": cache.count, "seconds": time.perf_counter() - start, "cores": len(os.sched_getaffinity(0))}
+    return {"images": len(paths), "sizes": [list(s) for s in LARGE_SIZES], "side": side, "rates": rows,
+            "difference": diff, "cache_build": build}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", type=int, default=2000)
@@ -247,27 +313,36 @@ def main() -> None:
     parser.add_argument("--cache-images", type=int, default=1600)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--e2e-repeats", type=int, default=3)
+    parser.add_argument("--large", type=int, default=20, help="camera-sized JPEGs for part 4")
+    parser.add_argument("--parts", default="1,2,3,4", help="which parts to run, e.g. 4")
     parser.add_argument("--quick", action="store_true", help="a smoke run: few photos, one repeat")
     parser.add_argument("--out")
     args = parser.parse_args()
     if args.quick:
         args.photos, args.repeats, args.per_item_images, args.cache_images = 120, 1, 64, 64
-        args.epochs, args.e2e_repeats = 2, 1
+        args.epochs, args.e2e_repeats, args.large = 2, 1, 4
         args.work = args.work.with_name(args.work.name + "-quick")
     from tune_app.training.datasets import write_sample_photos
 
+    parts = {int(p) for p in args.parts.split(",")}
     root = args.work / f"photos-{args.photos}"
-    if not (root / "train").is_dir():
+    if parts & {1, 2, 3} and not (root / "train").is_dir():
         print(f"writing {args.photos} photos to {root}", flush=True)
         write_sample_photos(root, count=args.photos)
     payload: dict[str, Any] = {"machine": C.machine_info(), "quick": args.quick, "photos": args.photos,
                                "batch_size": args.batch_size, "scale": SCALE}
-    print("\n1. training input alone, one core", flush=True)
-    payload["input_only"] = input_only(root, args)
-    print("\n2. cache build (all cores) and 4 trials on one cache", flush=True)
-    payload["cache"] = build_and_memory(root, args)
-    print("\n3. end to end: tune-app train, test_efficientnet @ 64 px", flush=True)
-    payload["end_to_end"] = end_to_end(root, args)
+    if 1 in parts:
+        print("\n1. training input alone, one core", flush=True)
+        payload["input_only"] = input_only(root, args)
+    if 2 in parts:
+        print("\n2. cache build (all cores) and 4 trials on one cache", flush=True)
+        payload["cache"] = build_and_memory(root, args)
+    if 3 in parts:
+        print("\n3. end to end: tune-app train, test_efficientnet @ 64 px", flush=True)
+        payload["end_to_end"] = end_to_end(root, args)
+    if 4 in parts:
+        print(f"\n4. {args.large} large JPEGs (12-20 MP) framed at 256 px, one core: full decode vs draft", flush=True)
+        payload["large_jpegs"] = large_jpegs(root, args)
     print(f"\nwrote {C.write_json('input_pipeline', payload, args.out)}")
 
 

@@ -114,3 +114,27 @@ def test_bad_input_is_a_clear_error_with_exit_code_2(tiny_export, digit_images, 
     assert main(["predict", str(model), str(path), *extra]) == 2
     err = capsys.readouterr().err
     assert fragment.format(path=path, model=model) in err and "Traceback" not in err
+
+
+def test_an_image_and_its_exif_rotated_twin_get_the_same_prediction(tmp_path):
+    config = TrainConfig(model="timm/test_resnet", data=DataConfig(dataset="digits", image_size=32))
+    bundle = build_data(config.data)
+    torch.manual_seed(0)
+    model = create_model(config.model, bundle.num_classes)
+    write_model(tmp_path / "model", model.state_dict(), config, data_summary(config, bundle),
+                {"trial_id": "t", "epoch": 1, "metric": "val_acc", "metric_value": 0.5})
+    yy, xx = np.mgrid[0:90, 0:120]
+    upright = np.stack([xx * 2, yy * 2, (xx * yy) % 255], -1).astype(np.uint8)  # nothing symmetric about it
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(upright).save(images / "a_upright.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to view": stored turned the other way
+    Image.fromarray(np.ascontiguousarray(np.rot90(upright, 1))).save(images / "b_twin.png", exif=exif)
+    Image.fromarray(np.ascontiguousarray(np.rot90(upright, 1))).save(images / "c_turned.png")  # no tag: turned
+    assert main(["predict", str(tmp_path / "model"), str(images), "--top", "10", "--out", str(tmp_path / "p.csv")]) == 0
+    table = pd.read_csv(tmp_path / "p.csv", dtype=str)
+    probs = [{row[f"label_{k}"]: float(row[f"prob_{k}"]) for k in range(1, 11)} for _, row in table.iterrows()]
+    gap = [max(abs(p[label] - probs[0][label]) for label in p) for p in probs]
+    assert table["label_1"][0] == table["label_1"][1] and gap[1] < 1e-6
+    assert gap[2] > 1e-4  # turned without the tag, the untrained model's output moves: orientation reaches it

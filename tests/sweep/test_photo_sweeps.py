@@ -58,3 +58,49 @@ def test_a_segmentation_sweep_on_a_photo_folder(tmp_path):
     results = pd.read_csv(tmp_path / "runs" / "p" / "results.csv")
     assert len(results) == 2 and set(results["status"]) == {"TERMINATED"}
     assert results["val_dice"].between(0, 1).all()
+
+
+def write_marker_folder(root: Path, per_class: int) -> None:
+    """Two classes told apart only by where a bright band is (top or bottom half), each image in one of three
+    storages: plain JPEG; stored upside down with EXIF orientation 3 (read as stored, the band flips
+    halves and the label lies); 16-bit PNG in the upper range (clipped to 8 bits, everything is white)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", per_class), ("val", per_class // 2)):
+        for label in ("top", "bottom"):
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for i in range(count):
+                gray = rng.uniform(0.1, 0.35, (48, 64))
+                band = slice(4, 20) if label == "top" else slice(28, 44)
+                gray[band, rng.integers(0, 24):][:, :rng.integers(24, 40)] = rng.uniform(0.8, 1.0)
+                kind = i % 3
+                if kind == 0:
+                    Image.fromarray((gray * 255).astype(np.uint8)).convert("RGB").save(folder / f"{i}.jpg", quality=90)
+                elif kind == 1:
+                    exif = Image.Exif()
+                    exif[0x0112] = 3
+                    Image.fromarray((gray[::-1, ::-1] * 255).astype(np.uint8)).convert("RGB").save(
+                        folder / f"{i}.jpg", quality=90, exif=exif)
+                else:
+                    Image.fromarray((gray * 65535).astype(np.uint16)).save(folder / f"{i}.png")
+    (root / "train" / "top" / "notes.txt").write_text("where these came from")
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_sweep_learns_a_label_only_correctly_decoded_pixels_show(tmp_path):
+    root = tmp_path / "markers"
+    write_marker_folder(root, per_class=36)
+    result = search(tmp_path, root, "model.name=timm/test_resnet", "train.epochs=2", "tune.num_samples=2",
+                    "data.scale=[0.8, 1.0]", "data.hflip=true", "search.lr=0.01")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "data: ignored 1 file that is not an image (by extension): " in result.stdout
+    experiment = tmp_path / "runs" / "p"
+    results = pd.read_csv(experiment / "results.csv")
+    assert results["val_acc"].max() >= 0.95, results[["trial_id", "val_acc"]]
+    data = json.loads((experiment / "data.json").read_text())
+    assert data["ignored"] == [str(root / "train" / "top" / "notes.txt")]
+    assert "1 file in the image folders ignored" in (experiment / "report.md").read_text()

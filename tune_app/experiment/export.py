@@ -76,7 +76,7 @@ def data_summary(config: TrainConfig, bundle: DataBundle) -> dict[str, Any]:
             "in_chans": bundle.in_chans, "class_names": list(bundle.class_names),
             "preprocessing": json_safe(eval_preprocessing(built)),
             "train_images": len(bundle.train), "val_images": len(bundle.val), "notes": list(bundle.notes),
-            "skipped": list(bundle.skipped)}
+            "skipped": list(bundle.skipped), "ignored": list(bundle.ignored)}
 
 
 def export_best_model(location: Location, trial_id: str | None = None, out: str | Path | None = None) -> Exported:

@@ -31,8 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..errors import SpecError
 from ..training.datasets import stored_side
-from ..training.datasets._scan import IMAGE_EXTENSIONS
-from ..training.datasets.imaging import load_rgb
+from ..training.datasets.imaging import IMAGE_EXTENSIONS, INTERPOLATIONS, decode, frame, missing_plugin
 from ..training.engine import resolve_device
 from ..training.metrics import predictions
 from ..training.models import MODEL_SOURCES, create_model, split_model_name
@@ -98,6 +97,8 @@ def find_images(paths: Sequence[str | Path]) -> list[Path]:
             if not images:
                 raise SpecError([("PATH", f"{given} holds no images ({', '.join(IMAGE_EXTENSIONS)})")])
             found += images
+        elif given.is_file() and missing_plugin([given]):
+            found.append(given)  # reported with the others below
         elif given.is_file():
             try:
                 with Image.open(given):
@@ -108,6 +109,9 @@ def find_images(paths: Sequence[str | Path]) -> list[Path]:
             found.append(given)
         else:
             raise SpecError([("PATH", f"no such file or directory: {given}")])
+    problem = missing_plugin(found)
+    if problem:
+        raise SpecError([("PATH", problem)])
     return found
 
 
@@ -206,10 +210,24 @@ def eval_transform(cfg: dict[str, Any]) -> Any:
 
 
 class _Images(Dataset):
-    """Image files prepared as ``config.json``'s ``pretrained_cfg`` says, with each one's (height, width)."""
+    """Image files prepared as ``config.json``'s ``pretrained_cfg`` says, with each one's (height, width).
+
+    Decoded as the trials' data was (:func:`~tune_app.training.datasets.imaging.decode`):
+    upright, 8-bit sRGB. A square centre-cropped input is framed as the image cache frames
+    validation images (a large JPEG decoded at the reduced scale that still covers the
+    resize, the same square, its centre crop), so a prediction sees the pixels validation saw.
+    """
 
     def __init__(self, paths: list[Path], cfg: dict[str, Any], task: str) -> None:
+        from torchvision import transforms as T
+
         self.paths = paths
+        _, height, width = cfg["input_size"]
+        interpolation = cfg.get("interpolation") or "bilinear"
+        self.framed = (task != "segmentation" and cfg.get("crop_mode") != "squash" and height == width
+                       and interpolation in INTERPOLATIONS)
+        self.side, self.crop, self.interpolation = stored_side(height, cfg.get("crop_pct") or 1.0), height, interpolation
+        self.normalize = T.Compose([T.ToTensor(), T.Normalize(cfg["mean"], cfg["std"])])
         self.transform = eval_transform({**cfg, "crop_mode": "squash"} if task == "segmentation" else cfg)
 
     def __len__(self) -> int:
@@ -218,10 +236,15 @@ class _Images(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, tuple[int, int]]:
         path = self.paths[index]
         try:
-            image = load_rgb(str(path))
-        except OSError as exc:  # cut short or corrupt after its header
+            decoded = decode(str(path), self.side if self.framed else None)
+        except (OSError, ValueError) as exc:  # cut short or corrupt after its header, over the pixel limit
             raise SpecError([("PATH", f"cannot read the image {path}: {exc}")]) from None
-        return self.transform(image), (image.height, image.width)
+        width, height = decoded.size
+        if not self.framed:
+            return self.transform(decoded.image), (height, width)
+        square = frame(decoded, self.side, self.interpolation, self.crop)
+        start = round((self.side - self.crop) / 2.0)  # the square's centre crop is CenterCrop's (imaging.frame)
+        return self.normalize(square.crop((start, start, start + self.crop, start + self.crop))), (height, width)
 
 
 def _collate(items: list[tuple[torch.Tensor, tuple[int, int]]]) -> tuple[torch.Tensor, list[tuple[int, int]]]:

@@ -95,6 +95,11 @@ def _header(a: Analysis) -> tuple[str, ...]:
         shown = ", ".join(f"`{p}`" for p in skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
         items.append(f"data: {len(skipped)} unreadable image{'s' * (len(skipped) != 1)} left out "
                      f"(data.skip_bad_images): {shown}")
+    ignored = a.data.get("ignored") or []
+    if ignored:
+        shown = ", ".join(f"`{p}`" for p in ignored[:3]) + (f" and {len(ignored) - 3} more" if len(ignored) > 3 else "")
+        items.append(f"data: {len(ignored)} file{'s' * (len(ignored) != 1)} in the image folders ignored "
+                     f"(not images, by extension): {shown}")
     return tuple(items)
 
 

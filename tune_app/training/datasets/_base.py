@@ -129,6 +129,7 @@ class DataBundle:
     task: str = "classification"
     notes: tuple[str, ...] = ()  # how the data is read (cache or per item, and why), for the terminal
     skipped: tuple[str, ...] = ()  # unreadable images left out (data.skip_bad_images)
+    ignored: tuple[str, ...] = ()  # files in a folder dataset's folders that are not images
     config: DataConfig | None = None  # what it was built from (build_data sets it); None: a bundle made by hand
 
 

@@ -49,7 +49,7 @@ from .imaging import decode_into
 # training package (torch, timm) first, seconds per worker, for a module that needs PIL and NumPy only.
 _WORKER = "import runpy, sys; runpy.run_path(sys.argv.pop(1), run_name='__main__')"
 
-VERSION = 1
+VERSION = 2  # 2: images decoded upright, high bit depth scaled, colour-managed, JPEGs drafted
 CHUNK = 64  # images per task of the decoding pool
 PER_WORKER = 256  # at least this many images per extra process: small folders decode in-process
 Echo = Callable[[str], None]

@@ -10,7 +10,8 @@ resized crop of it (``data.scale``) or the centre crop, flipped with ``data.hfli
 file on the node's disk (:mod:`._cache`) when the disk has room, and says which it chose
 and why; ``off`` reads and resizes each item as it is read (for data larger than the
 disk). Unreadable images stop the build with their names, or with
-``data.skip_bad_images`` are left out and counted.
+``data.skip_bad_images`` are left out and counted. Files that are not images are
+ignored and listed (``DataBundle.ignored``).
 
 Example:
     >>> bundle = build_folder(DataConfig(dataset="folder", train_dir="data/pets/train"))  # doctest: +SKIP
@@ -20,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,9 +51,18 @@ class FolderFiles:
     labels: list[int] | None = None  # classification
     class_names: tuple[str, ...] = ()
     masks: list[str] | None = None  # segmentation
+    ignored: list[str] = dataclasses.field(default_factory=list)  # files in the folders that are not images
 
     def field(self, row: int) -> str:
         return "data.train_dir" if row < self.n_train else "data.val_dir"
+
+    def ignored_note(self) -> str | None:
+        """A line naming the ignored files (count and the first few), for the terminal and data.json."""
+        if not self.ignored:
+            return None
+        shown = ", ".join(self.ignored[:3]) + (f" and {len(self.ignored) - 3} more" if len(self.ignored) > 3 else "")
+        return (f"data: ignored {len(self.ignored)} file{'s' * (len(self.ignored) != 1)} that "
+                f"{'are' if len(self.ignored) != 1 else 'is'} not an image (by extension): {shown}")
 
 
 def scan_folder(config: DataConfig) -> FolderFiles:
@@ -59,21 +70,23 @@ def scan_folder(config: DataConfig) -> FolderFiles:
     train_root = folder_at(config.train_dir, "train_dir")
     val_root = folder_at(config.val_dir, "val_dir") if config.val_dir is not None else None
     if config.task == "segmentation":
-        train = scan_pairs(train_root, "train_dir")
+        train, ignored = scan_pairs(train_root, "train_dir")
         if val_root is not None:
-            val = scan_pairs(val_root, "val_dir")
+            val, more = scan_pairs(val_root, "val_dir")
+            ignored += more
         else:
             train_idx, val_idx = split(np.zeros(len(train)), config, stratify=False)
             train, val = [train[i] for i in train_idx], [train[i] for i in val_idx]
         pairs = train + val
         return FolderFiles([p for p, _ in pairs], len(train), _roots(train_root, val_root, len(train), len(val)),
-                           masks=[m for _, m in pairs])
-    train_files = scan_classes(train_root, "train_dir")
+                           masks=[m for _, m in pairs], ignored=[str(p) for p in ignored])
+    train_files, ignored = scan_classes(train_root, "train_dir")
     class_names = tuple(train_files)
     index = {name: i for i, name in enumerate(class_names)}
     samples = [(str(p), index[name]) for name, paths in train_files.items() for p in paths]
     if val_root is not None:
-        val_files = scan_classes(val_root, "val_dir")
+        val_files, more = scan_classes(val_root, "val_dir")
+        ignored += more
         unknown = sorted(set(val_files) - set(index))
         if unknown:
             raise ValueError(f"data.val_dir: class folders {unknown} in {val_root} are not among the training classes "
@@ -84,7 +97,7 @@ def scan_folder(config: DataConfig) -> FolderFiles:
         samples, val = [samples[i] for i in train_idx], [samples[i] for i in val_idx]
     both = samples + val
     return FolderFiles([p for p, _ in both], len(samples), _roots(train_root, val_root, len(samples), len(val)),
-                       labels=[t for _, t in both], class_names=class_names)
+                       labels=[t for _, t in both], class_names=class_names, ignored=[str(p) for p in ignored])
 
 
 def _roots(train_root: Path, val_root: Path | None, n_train: int, n_val: int) -> list[str]:
@@ -129,8 +142,8 @@ def build_folder(config: DataConfig) -> DataBundle:
         cache.ensure(default_echo)
         bad = {files.images[row]: why for row, why in cache.bad.items()}
     else:
-        bad = unreadable(files.images)
-    notes = [note]
+        bad = unreadable(files.images, cache.side)
+    notes = [note] + [line for line in (files.ignored_note(),) if line]
     if bad and not config.skip_bad_images:
         rows = [files.images.index(p) for p in bad]
         raise BadImagesError(bad, files.field(min(rows)))
@@ -177,6 +190,7 @@ def build_folder(config: DataConfig) -> DataBundle:
         task=config.task,
         notes=tuple(notes),
         skipped=tuple(bad),
+        ignored=tuple(files.ignored),
     )
 
 
@@ -187,6 +201,8 @@ def _values_per_item(files: FolderFiles, usable: list[int]) -> dict[int, list[in
 
 
 def describe_cache(config: DataConfig) -> str:
-    """One line on how ``config``'s folder would be read: the cache's size and place, or why per item."""
+    """How ``config``'s folder would be read (the cache's size and place, or why per item), and the files
+    it ignores, if any: a line each."""
     files = scan_folder(config)
-    return choose_cache(config, folder_cache(config, files))[1]
+    lines = [choose_cache(config, folder_cache(config, files))[1], files.ignored_note()]
+    return "\n".join(line for line in lines if line)

@@ -1,7 +1,7 @@
 """Folder images read per item (``data.cache: off``): decoded, framed and augmented as each item is read.
 
 For data larger than the local disk. Each image is framed exactly as the cache stores
-it (:func:`~._decode.square`) and transformed by the same batch transform, on a batch of
+it (:func:`~.imaging.decode`, :func:`~.imaging.frame`) and transformed by the same batch transform, on a batch of
 one, so the two paths differ in speed only. Datasets hold file lists, not pixels: they
 pickle small, and DataLoader worker processes (``data.num_workers``) can read them.
 """
@@ -12,11 +12,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from ._augment import BatchTransform
-from .imaging import load_mask, load_rgb, square, square_mask
+from .imaging import decode, frame, load_mask, square_mask, upright_size
 
 
 class FolderItems(Dataset):
@@ -60,7 +59,8 @@ class FolderItems(Dataset):
         return len(self.image_paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = np.array(square(load_rgb(self.image_paths[index]), self.side, self.interpolation, self.crop))
+        decoded = decode(self.image_paths[index], self.side)
+        image = np.array(frame(decoded, self.side, self.interpolation, self.crop))
         if self.mask_paths is None:
             out, _ = self.transform.gather(image[None], np.array([0]))
             return out[0], torch.tensor(self.labels[index])  # type: ignore[index]
@@ -69,13 +69,15 @@ class FolderItems(Dataset):
         return out[0], masks[0].long()  # type: ignore[index]
 
 
-def unreadable(paths: Sequence[str]) -> dict[str, str]:
-    """Path -> reason for each file PIL cannot decode (one full decode each: truncation shows only then)."""
+def unreadable(paths: Sequence[str], side: int | None = None) -> dict[str, str]:
+    """Path -> reason for each file that cannot be decoded as training will decode it (at ``side``).
+
+    One decode each: truncation shows only then.
+    """
     bad = {}
     for path in paths:
         try:
-            with Image.open(path) as image:
-                image.load()
+            decode(path, side)
         except Exception as exc:  # PIL raises many kinds for truncated or foreign files
             bad[path] = f"{type(exc).__name__}: {exc}"[:300]
     return bad
@@ -86,10 +88,9 @@ def mask_values(pairs: Sequence[tuple[str, str]]) -> list[list[int]]:
     values = []
     for image_path, mask_path in pairs:
         mask = load_mask(mask_path)
-        with Image.open(image_path) as image:  # reads the header only
-            width, height = image.size
+        width, height = upright_size(image_path)  # from the header
         if mask.shape != (height, width):
             raise ValueError(f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} but image {image_path} is "
-                             f"{width}x{height}")
+                             f"{width}x{height} (upright)")
         values.append(np.unique(mask).tolist())
     return values
