@@ -166,21 +166,23 @@ def reports_from_disk(location: Location, spec: ExperimentSpec | None = None, *,
 
     ``csv_first``: after a signal, with a SIGKILL to come (30 s later under SLURM and Kubernetes): the CSVs,
     ``report.md`` and ``best_config.yaml`` first, without parameter importance (fANOVA: most of the 35 s a
-    2,000-trial experiment's reports take here), then everything.
+    2,000-trial experiment's reports take here), then ``report.md`` with it and ``report.html``.
     """
-    from ..report import write_reports
+    from ..report import FORMATS, write_reports
 
     if spec is None:
         from ..spec import load_spec
 
         spec = load_spec(location.local / "spec.yaml")
     location.pull()
+    first: dict[str, Path] = {}
     if csv_first:
-        _, paths = write_reports(location.local, best_config=spec.fixed_at, formats=("csv", "md"), final=False)
-        location.push([*paths.values(), *location.driver_files()])
-    results, paths = write_reports(location.local, best_config=spec.fixed_at)
+        _, first = write_reports(location.local, best_config=spec.fixed_at, formats=("csv", "md"), final=False)
+        location.push([*first.values(), *location.driver_files()])
+    rest = ("md", "html") if csv_first else FORMATS  # the CSVs just written are what a second pass would write
+    results, paths = write_reports(location.local, best_config=spec.fixed_at, formats=rest)
     location.push([*paths.values(), *location.driver_files()])
-    return results, paths
+    return results, {**first, **paths}
 
 
 class Experiment:
