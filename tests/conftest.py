@@ -71,12 +71,19 @@ SWEEP_FIXTURES = {"asha_sweep", "study_sweep"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test that starts Ray (marked `ray`, or using a sweep fixture) is also `slow`: out of the fast tier."""
+    """A test that starts Ray (marked `ray`, or using a sweep fixture) is also `slow`: out of the fast tier.
+
+    Under pytest-xdist (``-n 2 --dist loadgroup``) the Ray tests are one group, run in order by one worker:
+    one Ray at a time on the machine, and a session's sweep fixtures run once; the other tests share the
+    other worker, in the time the Ray tests spend waiting on Ray.
+    """
     for item in items:
         if SWEEP_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("ray"):
             item.add_marker(pytest.mark.ray)
-        if item.get_closest_marker("ray") and not item.get_closest_marker("slow"):
-            item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("ray"):
+            item.add_marker(pytest.mark.xdist_group("ray"))
+            if not item.get_closest_marker("slow"):
+                item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture
