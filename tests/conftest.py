@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import copy
+import importlib.util
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -70,20 +72,49 @@ def result_lines(experiment: Path) -> dict[str, list[dict]]:
 SWEEP_FIXTURES = {"asha_sweep", "study_sweep"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test that starts Ray (marked `ray`, or using a sweep fixture) is also `slow`: out of the fast tier.
-
-    Under pytest-xdist (``-n 2 --dist loadgroup``) the Ray tests are one group, run in order by one worker:
-    one Ray at a time on the machine, and a session's sweep fixtures run once; the other tests share the
-    other worker, in the time the Ray tests spend waiting on Ray.
-    """
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that starts Ray (marked `ray`, or using a sweep fixture) is also `slow`: out of the fast tier."""
     for item in items:
         if SWEEP_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("ray"):
             item.add_marker(pytest.mark.ray)
-        if item.get_closest_marker("ray"):
-            item.add_marker(pytest.mark.xdist_group("ray"))
-            if not item.get_closest_marker("slow"):
-                item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("ray") and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
+    ray_tests = os.environ.get(_RAY_TESTS)
+    if ray_tests and hasattr(config, "workerinput"):  # a pytest-xdist worker: tell the scheduler which they are
+        path = Path(f"{ray_tests}.{config.workerinput['workerid']}")
+        path.write_text("\n".join(item.nodeid for item in items if item.get_closest_marker("ray")))
+
+
+# ---------------------------------------------------------------- two workers (pytest -n 2)
+# The Ray tests run in order in one worker: one Ray at a time on the machine, each session's sweep
+# fixtures once; the other worker takes every other test meanwhile. pytest-xdist's own grouping
+# (--dist loadgroup, the xdist_group mark) renames node ids, which pytest 9 no longer lets it do.
+_RAY_TESTS = "TUNE_APP_TESTS_RAY_IDS"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput") and config.pluginmanager.has_plugin("xdist"):
+        os.environ[_RAY_TESTS] = str(Path(_CACHE) / "ray-tests")  # the workers inherit it
+
+
+if importlib.util.find_spec("xdist") is not None:
+
+    def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+        """``-n N`` (``--dist load``): every Ray test in one work unit, the rest one unit per test."""
+        if config.getvalue("dist") != "load":
+            return None
+        from xdist.scheduler import LoadScopeScheduling
+
+        class RayInOneWorker(LoadScopeScheduling):
+            ray: set[str] | None = None
+
+            def _split_scope(self, nodeid: str) -> str:
+                if self.ray is None:  # the workers wrote their lists before reporting their collection
+                    found = sorted(Path(_CACHE).glob("ray-tests.*"))
+                    self.ray = set(found[0].read_text().splitlines()) if found else set()
+                return "ray" if nodeid in self.ray else nodeid
+
+        return RayInOneWorker(config, log)
 
 
 @pytest.fixture
