@@ -39,6 +39,14 @@ def test_each_check_has_a_name_and_a_docstring():
      "is also set at train.optimizer"),
     (checks.freeze_depth_fits_model, {"search": {**TINY_SPEC["search"], "freeze_depth": 9}}, "search.freeze_depth",
      "more than timm/test_resnet's 4 stages"),
+    (checks.regularization_fits_model, {"model": {"name": "torchvision/resnet18"},
+                                        "search": {**TINY_SPEC["search"], "drop_path": {"uniform": [0.0, 0.2]}}},
+     "search.drop_path", "torchvision/resnet18 has no drop path (stochastic depth)"),
+    (checks.regularization_fits_model, {"task": "segmentation", "data": {"dataset": "shapes"},
+                                        "model": {"name": "smp/Unet", "encoder": "test_resnet"},
+                                        "train": {"metric": "val_dice"},
+                                        "search": {"lr": 0.01, "dropout": {"choice": [0.0, 0.3]}}},
+     "search.dropout", "smp/Unet has no dropout before its classifier"),
     (checks.objective_comparable, {"train": {"metric": "val_loss"}}, "train.metric", "val_loss cannot rank"),
     (checks.grid_is_finite, {"tune": {"search_alg": "grid"}}, "search.lr", "a loguniform range has no grid"),
     (checks.points_fit, {"tune": {"points_to_evaluate": [{"lr": 1.0}]}}, "tune.points_to_evaluate[0].lr",
@@ -74,6 +82,16 @@ def spec_unchecked(**sections):
     spec = ExperimentSpec.model_validate(data)
     spec._space = parse_space(spec.search, KNOBS)
     return spec
+
+
+def test_regularization_off_or_on_a_model_that_has_it_passes():
+    search = TINY_SPEC["search"]
+    assert checks.regularization_fits_model(spec_with(search={**search, "drop_path": {"uniform": [0.0, 0.3]},
+                                                              "dropout": 0.2})) == []
+    # 0 is off: any model takes it
+    assert checks.regularization_fits_model(spec_with(model={"name": "torchvision/resnet18"},
+                                                      search={**search, "drop_path": 0.0,
+                                                              "dropout": {"choice": [0.0]}})) == []
 
 
 def test_losses_fit_task_reports_a_loss_of_the_other_task(monkeypatch):

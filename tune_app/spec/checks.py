@@ -24,6 +24,8 @@ from ..training.datasets import DataConfig, check_data
 from ..training.freeze import check_freeze_depth
 from ..training.losses import LOSSES
 from ..training.models import check_model_name, stage_count_for
+from ..training.regularization import KNOBS as REGULARIZATION_KNOBS
+from ..training.regularization import regularization_problem
 from ..training.weights import PretrainedWeightsError, exported_config
 from .sections import ExperimentSpec, Problem, user_path
 from .space import MAX_GRID, Categorical, Conditional, Fixed, IntRange, SearchSpace, SpaceError
@@ -121,6 +123,23 @@ def freeze_depth_fits_model(spec: ExperimentSpec) -> list[Problem]:
     return []
 
 
+def regularization_fits_model(spec: ExperimentSpec) -> list[Problem]:
+    """``drop_path`` and ``dropout`` above 0 only for a model that has a layer they reach."""
+    problems = []
+    for knob in REGULARIZATION_KNOBS:
+        node = spec.space.root.get(knob)
+        if node is None or (isinstance(node, (Fixed, Categorical)) and not any(v for _, v in
+                                                                                   _fixed_and_chosen(spec.space, knob))):
+            continue  # not set, or only 0 (off)
+        try:
+            problem = regularization_problem(spec.model.name, knob, task=spec.task, encoder=spec.model.encoder)
+        except ValueError:  # a bad model name is reported at model.name already
+            continue
+        if problem:
+            problems.append((f"search.{knob}", problem))
+    return problems
+
+
 def objective_comparable(spec: ExperimentSpec) -> list[Problem]:
     """``val_loss`` cannot rank trials whose losses differ."""
     if spec.train.metric == "val_loss" and spec.space.is_searched("loss"):
@@ -214,7 +233,8 @@ def checkpoints_for_restores(spec: ExperimentSpec) -> list[Problem]:
 
 
 SEARCH_CHECKS: tuple[Check, ...] = (
-    knobs_set_once, losses_fit_task, freeze_depth_fits_model, objective_comparable, grid_is_finite,
+    knobs_set_once, losses_fit_task, freeze_depth_fits_model, regularization_fits_model, objective_comparable,
+    grid_is_finite,
     plateau_monitors_reported, points_fit, sampler_has_continuous_parameters, pbt_can_evolve,
     hyperband_creates_all_trials, checkpoints_for_restores,
 )

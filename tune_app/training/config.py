@@ -55,6 +55,10 @@ KNOBS: dict[str, Param | dict] = {
     "batch_size": positive(int, help="training batch size"),
     "amp": one_of(*AMP_MODES, coerce=_amp_from_yaml, help="mixed precision"),
     "freeze_depth": FreezeDepth(),
+    "drop_path": fraction(high_open=True, help="stochastic depth: the deepest block's drop-path rate (timm's "
+                                               "drop_path_rate, torchvision's stochastic_depth_prob); 0 is off"),
+    "dropout": fraction(high_open=True, help="dropout before the classifier (timm's drop_rate, torchvision's "
+                                             "dropout); 0 is off"),
     "loss": LOSSES,
     "scheduler": LR_SCHEDULES,
 }
@@ -78,6 +82,9 @@ class TrainConfig:
     pretrained: bool | str = False  # a path after the driver resolved it
     freeze_depth: int | str = 0
     freeze_bn: bool = True  # frozen BatchNorm layers stay in eval mode
+    # regularization built into the model (None: the model's own default; see training/regularization.py)
+    drop_path: float | None = None
+    dropout: float | None = None
     # data: what to read (the task included); the batch size is a knob of its own
     data: DataConfig = field(default_factory=DataConfig)
     batch_size: int = 64
@@ -103,6 +110,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.optimizer, str):  # a bare name, as in YAML
             object.__setattr__(self, "optimizer", {"name": self.optimizer})
+
+    @property
+    def regularization(self) -> dict[str, float | None]:
+        """What :func:`~tune_app.training.models.create_model` builds the model with."""
+        return {"drop_path": self.drop_path, "dropout": self.dropout}
 
     @property
     def task(self) -> str:

@@ -220,7 +220,7 @@ class TrainingRun:
 
         # model: fresh head, then freezing (before the optimizer sees the parameters)
         self.model = create_model(config.model, self.data.num_classes, self.data.in_chans, config.pretrained,
-                                  task=config.task, encoder=config.encoder)
+                                  task=config.task, encoder=config.encoder, regularization=config.regularization)
         if config.freeze_depth:
             freeze(self.model, config.freeze_depth, bn_eval=config.freeze_bn)
         self.channels_last = cuda if config.channels_last is None else config.channels_last

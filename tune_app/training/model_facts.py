@@ -38,7 +38,8 @@ from ..caches import cache_home
 FACTS_FILE = "model-facts.json"
 LIBRARIES = ("tune-app", "torch", "torchvision", "timm", "segmentation-models-pytorch")
 # The modules whose code finds the facts: an edited one (an editable install) must not read old answers.
-FINDERS = ("models.py", "freeze.py", "meta.py", "tv_segmentation.py", "engine.py", "model_facts.py")
+FINDERS = ("models.py", "freeze.py", "meta.py", "tv_segmentation.py", "engine.py", "model_facts.py",
+           "regularization.py")
 F = TypeVar("F", bound=Callable[..., Any])
 
 _facts: dict[Path, dict[str, Any]] = {}  # this process's copy of each facts file, read once

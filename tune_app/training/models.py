@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -41,6 +41,7 @@ from ..schema import did_you_mean_any, unknown_name
 from .freeze import stage_count, stage_plan
 from .meta import build_light
 from .model_facts import remembered
+from .regularization import constructor_arguments
 from .tasks import TASKS
 from .tv_segmentation import TorchvisionSegmentation
 from .weights import (
@@ -77,8 +78,9 @@ class ModelSource:
     """A library models come from.
 
     Attributes:
-        create: ``(arch, outputs, in_chans, *, task, encoder, pretrained) -> model`` with random
-            weights; ``pretrained`` only tells the builder that weights will follow.
+        create: ``(arch, outputs, in_chans, *, task, encoder, pretrained, **regularization) -> model`` with
+            random weights; ``pretrained`` only tells the builder that weights will follow; the
+            regularization arguments are the library's own (:mod:`.regularization`).
         list_names: ``(task=None) -> architectures``, for listings and suggestions.
         exists: Whether an architecture exists (for any task).
         tasks: The tasks an existing architecture supports.
@@ -127,10 +129,11 @@ def output_channels(task: str, num_classes: int) -> int:
 
 
 # ------------------------------------------------------------------ timm
-def _timm_create(arch: str, outputs: int, in_chans: int, *, task: str, encoder: str | None, pretrained: bool) -> nn.Module:
+def _timm_create(arch: str, outputs: int, in_chans: int, *, task: str, encoder: str | None, pretrained: bool,
+                 **extra: float) -> nn.Module:
     import timm
 
-    return timm.create_model(arch, pretrained=False, num_classes=outputs, in_chans=in_chans)
+    return timm.create_model(arch, pretrained=False, num_classes=outputs, in_chans=in_chans, **extra)
 
 
 def _timm_names(task: str | None = None) -> list[str]:
@@ -197,11 +200,11 @@ def _adapt_first_conv(model: nn.Module, in_chans: int) -> None:
 
 
 def _torchvision_create(arch: str, outputs: int, in_chans: int, *, task: str, encoder: str | None,
-                        pretrained: bool) -> nn.Module:
+                        pretrained: bool, **extra: float) -> nn.Module:
     from torchvision.models import get_model
 
     if task == "segmentation":
-        model = get_model(arch, weights=None, weights_backbone=None, num_classes=outputs, aux_loss=False)
+        model = get_model(arch, weights=None, weights_backbone=None, num_classes=outputs, aux_loss=False, **extra)
         if in_chans != 3:
             _adapt_first_conv(model.backbone, in_chans)
         return TorchvisionSegmentation(model)
@@ -209,7 +212,7 @@ def _torchvision_create(arch: str, outputs: int, in_chans: int, *, task: str, en
     if arch in ("googlenet", "inception_v3"):
         # no aux heads; torchvision's weights expect its input re-normalization (3 channels only)
         kwargs = dict(aux_logits=False, init_weights=True, transform_input=pretrained and in_chans == 3)
-    model = get_model(arch, weights=None, num_classes=outputs, **kwargs)
+    model = get_model(arch, weights=None, num_classes=outputs, **kwargs, **extra)
     if in_chans != 3:
         _adapt_first_conv(model, in_chans)
     return model
@@ -220,11 +223,12 @@ def _smp_encoder(encoder: str) -> str:
     return encoder[3:] if encoder.startswith("tu-") else encoder
 
 
-def _smp_create(arch: str, outputs: int, in_chans: int, *, task: str, encoder: str | None, pretrained: bool) -> nn.Module:
+def _smp_create(arch: str, outputs: int, in_chans: int, *, task: str, encoder: str | None, pretrained: bool,
+                **extra: float) -> nn.Module:
     import segmentation_models_pytorch as smp
 
     return smp.create_model(arch, encoder_name=f"tu-{_smp_encoder(encoder or '')}", encoder_weights=None,
-                            in_channels=in_chans, classes=outputs)
+                            in_channels=in_chans, classes=outputs, **extra)  # extra: to the timm encoder
 
 
 def _smp_mapping() -> dict[str, type]:
@@ -372,6 +376,7 @@ def create_model(
     *,
     task: str = "classification",
     encoder: str | None = None,
+    regularization: Mapping[str, float | None] | None = None,
 ) -> nn.Module:
     """Build model ``name`` for ``task`` with a fresh ``output_channels(task, num_classes)`` head.
 
@@ -383,6 +388,8 @@ def create_model(
             weights file, or an exported model's directory (``tune-app export``). Weights whose name and shape match are loaded; the head stays fresh.
         task: ``classification`` or ``segmentation``.
         encoder: The timm encoder of an ``smp/`` model.
+        regularization: ``{"drop_path": rate, "dropout": rate}`` (None or 0: the model's default), see
+            :mod:`.regularization`.
 
     Returns:
         The model, returning logits ``[B, C]`` or ``[B, C, H, W]`` at the input size. What
@@ -393,7 +400,7 @@ def create_model(
     registry = MODEL_SOURCES[source]
     path = resolve_pretrained(name, pretrained, encoder)
     model = registry.create(arch, output_channels(task, num_classes), in_chans, task=task, encoder=encoder,
-                            pretrained=bool(path))
+                            pretrained=bool(path), **constructor_arguments(name, regularization or {}))
     report = None
     if path:
         head = set(stage_plan(model).head)  # the backbone must be in the file; the head may not
