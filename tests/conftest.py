@@ -95,6 +95,12 @@ _RAY_TESTS = "TUNE_APP_TESTS_RAY_IDS"
 def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput") and config.pluginmanager.has_plugin("xdist"):
         os.environ[_RAY_TESTS] = str(Path(_CACHE) / "ray-tests")  # the workers inherit it
+    elif hasattr(config, "workerinput"):
+        # One torch thread per worker: two workers of a thread per core each made OpenMP's waiting threads
+        # fight for the cores (the fast tier took 15 minutes instead of 4).
+        import torch
+
+        torch.set_num_threads(1)
 
 
 if importlib.util.find_spec("xdist") is not None:

@@ -134,7 +134,8 @@ def test_a_driver_killed_like_the_out_of_memory_killer_does_leaves_the_reports_a
     assert proc.returncode == 1, out
     assert "the sweep's driver was killed by SIGKILL" in out
     assert f"finish the sweep with: tune-app resume {experiment}" in out
-    assert_every_reported_epoch_in_the_reports(experiment, signalled)  # resume after SIGKILL: test_faults.py
+    assert_every_reported_epoch_in_the_reports(experiment, signalled)
+    resume_to_the_end(experiment, trials=TRIALS, epochs=EPOCHS)
 
 
 def synthetic_trials(n: int) -> list[Trial]:
@@ -146,9 +147,11 @@ def synthetic_trials(n: int) -> list[Trial]:
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_sigterm_to_the_supervisor_alone_with_reports_that_take_seconds_keeps_them_all(tmp_path, spec):
-    """As Kubernetes and docker stop do (PID 1 only): forwarded to the driver; the experiment also holds
-    600 trials of an earlier run, so its reports take several seconds to write; nothing is left running."""
+def test_sigterm_to_the_process_group_with_reports_that_take_seconds_keeps_them_all(tmp_path, spec):
+    """As timeout and kill -- -PGID do: the tune-app process's group is the supervisor alone (the driver has
+    its own), as for Kubernetes and docker stop (PID 1 only): forwarded to the driver. The experiment also
+    holds 600 trials of an earlier run, so its reports take several seconds to write; nothing is left
+    running."""
     experiment = tmp_path / "runs" / "supervised"
     proc = start_search(spec, tmp_path / "runs")
     try:
@@ -160,7 +163,7 @@ def test_sigterm_to_the_supervisor_alone_with_reports_that_take_seconds_keeps_th
         reports_from_disk(Location(str(copy.parent), copy.name))
         alone = time.monotonic() - start
         signalled = time.time()
-        os.kill(proc.pid, signal.SIGTERM)
+        os.killpg(proc.pid, signal.SIGTERM)
     finally:
         out = ended(proc)
     assert alone > 2.0, alone  # several seconds here

@@ -10,12 +10,11 @@ import torch
 from tune_app.training import TrainConfig
 from tune_app.training.datasets import DataConfig
 from tune_app.training.engine import TrainingRun
-from tune_app.training.models import create_model
+from tune_app.training.models import create_model, regularization_problem
 from tune_app.training.regularization import (
     constructor_arguments,
     drop_path_rates,
     dropout_rates,
-    regularization_problem,
 )
 
 SEG = "segmentation"

@@ -23,9 +23,8 @@ from ..training import METRICS
 from ..training.datasets import DataConfig, check_data
 from ..training.freeze import check_freeze_depth
 from ..training.losses import LOSSES
-from ..training.models import check_model_name, stage_count_for
+from ..training.models import check_model_name, regularization_problem, stage_count_for
 from ..training.regularization import KNOBS as REGULARIZATION_KNOBS
-from ..training.regularization import regularization_problem
 from ..training.weights import PretrainedWeightsError, exported_config
 from .sections import ExperimentSpec, Problem, user_path
 from .space import MAX_GRID, Categorical, Conditional, Fixed, IntRange, SearchSpace, SpaceError

@@ -41,7 +41,7 @@ from ..schema import did_you_mean_any, unknown_name
 from .freeze import stage_count, stage_plan
 from .meta import build_light
 from .model_facts import remembered
-from .regularization import constructor_arguments
+from .regularization import PROBE, constructor_arguments, reaches, refusal
 from .tasks import TASKS
 from .tv_segmentation import TorchvisionSegmentation
 from .weights import (
@@ -65,6 +65,7 @@ __all__ = [
     "create_model",
     "output_channels",
     "parameter_count_for",
+    "regularization_problem",
     "resolve_pretrained",
     "split_model_name",
     "stage_count_for",
@@ -433,6 +434,26 @@ def stage_count_for(name: str, *, task: str = "classification", encoder: str | N
 def parameter_count_for(name: str, *, task: str = "classification", encoder: str | None = None) -> int:
     """The number of parameters of model ``name`` (with a 2-class head), without allocating them."""
     return sum(p.numel() for p in _skeleton(name, task, encoder).parameters())
+
+
+@remembered("regularization_problem")
+def regularization_problem(name: str, knob: str, *, task: str = "classification",
+                           encoder: str | None = None) -> str | None:
+    """Why model ``name`` cannot take ``knob`` (``drop_path`` or ``dropout``), or None when it can.
+
+    The model is built on the meta device with a probe rate, and the rate must reach a layer:
+    a drop-path module (timm's ``DropPath``, torchvision's ``StochasticDepth``) or, for
+    dropout, the model's ``drop_rate`` or a ``Dropout`` layer.
+    """
+    check_model_name(name, task=task, encoder=encoder)  # a bad name is its own error, reported where it is named
+    try:
+        kwargs = {knob: PROBE}
+        constructor_arguments(name, kwargs)
+        model = build_light(functools.partial(create_model, name, 2, 3, False, task=task, encoder=encoder,
+                                              regularization=kwargs))
+    except (TypeError, ValueError):
+        return refusal(name, knob)
+    return None if reaches(model, knob) else refusal(name, knob)
 
 
 @dataclass(frozen=True)

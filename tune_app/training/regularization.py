@@ -10,8 +10,9 @@ dropout       ``drop_rate``       ``dropout``               (no classifier head:
 ============  ==================  ========================  ================================
 
 A model whose constructor does not take the argument, or takes it without building a
-layer that uses it, is refused by :func:`regularization_problem` where the spec is
-checked, so no trial starts with a knob that would do nothing. ``None`` and ``0`` leave
+layer that uses it, is refused where the spec is checked
+(:func:`~tune_app.training.models.regularization_problem`), so no trial starts
+with a knob that would do nothing. ``None`` and ``0`` leave
 the constructor's default, so a spec without these knobs builds exactly the model it
 built before.
 
@@ -22,13 +23,9 @@ Example:
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 
 from torch import nn
-
-from .meta import build_light
-from .model_facts import remembered
 
 KNOBS = ("drop_path", "dropout")
 _ARGUMENTS = {  # model source -> knob -> its constructor's argument
@@ -43,7 +40,7 @@ _WHO_HAS = {
     "dropout": "timm models take drop_rate; torchvision's efficientnet, mobilenet, vgg, alexnet, squeezenet, "
                "googlenet, inception, mnasnet and vit take dropout; smp models have no classifier head",
 }
-_PROBE = 0.125  # any rate above 0: what is checked is whether the model uses one
+PROBE = 0.125  # any rate above 0: what is checked is whether the model uses one
 
 
 def constructor_arguments(name: str, values: Mapping[str, float | None]) -> dict[str, float]:
@@ -58,28 +55,6 @@ def constructor_arguments(name: str, values: Mapping[str, float | None]) -> dict
             raise ValueError(f"{knob}: {name} has no {_WHAT[knob]}")
         kwargs[arguments[knob]] = float(value)
     return kwargs
-
-
-@remembered("regularization_problem")
-def regularization_problem(name: str, knob: str, *, task: str = "classification",
-                           encoder: str | None = None) -> str | None:
-    """Why model ``name`` cannot take ``knob`` (``drop_path`` or ``dropout``), or None when it can.
-
-    The model is built on the meta device with a probe rate, and the rate must reach a layer:
-    a drop-path module (timm's ``DropPath``, torchvision's ``StochasticDepth``) or, for
-    dropout, the model's ``drop_rate`` or a ``Dropout`` layer.
-    """
-    from .models import check_model_name, create_model
-
-    check_model_name(name, task=task, encoder=encoder)  # a bad name is its own error, reported where it is named
-    try:
-        kwargs = {knob: _PROBE}
-        constructor_arguments(name, kwargs)
-        model = build_light(functools.partial(create_model, name, 2, 3, False, task=task, encoder=encoder,
-                                              regularization=kwargs))
-    except (TypeError, ValueError):
-        return _refusal(name, knob)
-    return None if _reaches(model, knob) else _refusal(name, knob)
 
 
 def drop_path_rates(model: nn.Module) -> list[float]:
@@ -101,11 +76,11 @@ def dropout_rates(model: nn.Module) -> list[float]:
     return rates + [float(m.p) for m in model.modules() if isinstance(m, nn.Dropout)]
 
 
-def _reaches(model: nn.Module, knob: str) -> bool:
+def reaches(model: nn.Module, knob: str) -> bool:
     rates = drop_path_rates(model) if knob == "drop_path" else dropout_rates(model)
     return any(rate > 0 for rate in rates)
 
 
-def _refusal(name: str, knob: str) -> str:
+def refusal(name: str, knob: str) -> str:
     return (f"{name} has no {_WHAT[knob]}: its constructor takes no such rate, or builds no layer that uses it "
             f"({_WHO_HAS[knob]})")
