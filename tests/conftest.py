@@ -90,11 +90,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # fixtures once; the other worker takes every other test meanwhile. pytest-xdist's own grouping
 # (--dist loadgroup, the xdist_group mark) renames node ids, which pytest 9 no longer lets it do.
 _RAY_TESTS = "TUNE_APP_TESTS_RAY_IDS"
+_RAY_TESTS_FILE = Path(_CACHE) / "ray-tests"  # the controller's: each worker writes <it>.<worker id>
 
 
 def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput") and config.pluginmanager.has_plugin("xdist"):
-        os.environ[_RAY_TESTS] = str(Path(_CACHE) / "ray-tests")  # the workers inherit it
+        os.environ[_RAY_TESTS] = str(_RAY_TESTS_FILE)  # the workers inherit it
     elif hasattr(config, "workerinput"):
         # One torch thread per worker: two workers of a thread per core each made OpenMP's waiting threads
         # fight for the cores (the fast tier took 15 minutes instead of 4).
@@ -116,7 +117,7 @@ if importlib.util.find_spec("xdist") is not None:
 
             def _split_scope(self, nodeid: str) -> str:
                 if self.ray is None:  # the workers wrote their lists before reporting their collection
-                    found = sorted(Path(_CACHE).glob("ray-tests.*"))
+                    found = sorted(_RAY_TESTS_FILE.parent.glob(f"{_RAY_TESTS_FILE.name}.*"))
                     self.ray = set(found[0].read_text().splitlines()) if found else set()
                 return "ray" if nodeid in self.ray else nodeid
 

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from typing import Any
 
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal's number, as shells report it
 FD_VARIABLE = "TUNE_APP_SUPERVISOR_FD"
 PID_VARIABLE = "TUNE_APP_SUPERVISOR_PID"
 

@@ -40,10 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .supervision import FD_VARIABLE, PID_VARIABLE
+from .supervision import EXIT_CODES, FD_VARIABLE, PID_VARIABLE
 
 SUPERVISED = ("search", "resume", "extend", "compare", "confirm")  # the commands that run a Ray driver
-EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}  # as the driver's, 128 + the signal's number
 GRACE_S = 10.0  # how long a signalled driver may take to copy what Ray staged before it is killed
 PR_SET_PDEATHSIG = 1
 PIPE_READ = 65536

@@ -29,9 +29,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from ..supervision import orphaned, watched
-
-EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal's number, as shells report it
+from ..supervision import EXIT_CODES, orphaned, watched
 
 
 class Interrupts:

@@ -447,10 +447,7 @@ def regularization_problem(name: str, knob: str, *, task: str = "classification"
     """
     check_model_name(name, task=task, encoder=encoder)  # a bad name is its own error, reported where it is named
     try:
-        kwargs = {knob: PROBE}
-        constructor_arguments(name, kwargs)
-        model = build_light(functools.partial(create_model, name, 2, 3, False, task=task, encoder=encoder,
-                                              regularization=kwargs))
+        model = _skeleton(name, task, encoder, regularization={knob: PROBE})
     except (TypeError, ValueError):
         return refusal(name, knob)
     return None if reaches(model, knob) else refusal(name, knob)
@@ -485,5 +482,7 @@ def state_size_for(name: str, *, task: str = "classification", encoder: str | No
                      param_bytes=sum(p.numel() * p.element_size() for p in params.values()), param_tensors=len(params))
 
 
-def _skeleton(name: str, task: str, encoder: str | None, num_classes: int = 2) -> nn.Module:
-    return build_light(functools.partial(create_model, name, num_classes, 3, False, task=task, encoder=encoder))
+def _skeleton(name: str, task: str, encoder: str | None, num_classes: int = 2,
+              regularization: Mapping[str, float] | None = None) -> nn.Module:
+    return build_light(functools.partial(create_model, name, num_classes, 3, False, task=task, encoder=encoder,
+                                         regularization=regularization))
