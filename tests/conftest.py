@@ -22,6 +22,10 @@ import yaml
 
 # Keep every Ray instance a test starts on loopback.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+# Ray starts its workers (the trials) at nice 15. Beside the other xdist worker's torch tests and the
+# busy-machine tests' CPU burner, both at nice 0 on two cores, the trials then got ~3% of a core: sweeps
+# took minutes and a resume timed out. At nice 0 they share the cores fairly.
+os.environ.setdefault("RAY_worker_niceness", "0")
 # Image caches and remote mirrors go to a folder of this session, not the user's ~/.cache
 # (set before any trial process starts: they inherit it).
 _CACHE = tempfile.mkdtemp(prefix="tune-app-tests-")
@@ -86,11 +90,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # ---------------------------------------------------------------- two workers (pytest -n 2)
-# The Ray tests run in order in one worker: one Ray at a time on the machine, each session's sweep
-# fixtures once; the other worker takes every other test meanwhile. pytest-xdist's own grouping
-# (--dist loadgroup, the xdist_group mark) renames node ids, which pytest 9 no longer lets it do.
+# The Ray tests run in two groups, each in order in one worker, side by side: most of a Ray test is
+# waiting (Ray starting, trials' processes), so two at a time fill the two cores; the other tests fill
+# the gaps after. A test file stays in one group (its module fixtures run once), and so do the users of
+# each session sweep fixture; the clusters `ray start` makes stay with the test that counts the ports
+# Ray opens. pytest-xdist's own grouping (--dist loadgroup, the xdist_group mark) renames node ids, which
+# pytest 9 no longer lets it do.
 _RAY_TESTS = "TUNE_APP_TESTS_RAY_IDS"
 _RAY_TESTS_FILE = Path(_CACHE) / "ray-tests"  # the controller's: each worker writes <it>.<worker id>
+SECOND_RAY_GROUP = (  # about half the Ray tests' time; the rest is the first group
+    "tests/sweep/test_sweeps.py", "tests/sweep/test_checkpoint_budget.py", "tests/experiment/test_export.py",
+    "tests/experiment/test_predict.py", "tests/experiment/test_confirm.py", "tests/sweep/test_tracking.py",
+    "tests/experiment/test_study.py", "tests/experiment/test_extend.py", "tests/experiment/test_warm_start.py",
+)
+
+
+def ray_group(nodeid: str) -> str:
+    return "ray-2" if nodeid.split("::")[0] in SECOND_RAY_GROUP else "ray-1"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -107,21 +123,22 @@ def pytest_configure(config: pytest.Config) -> None:
 if importlib.util.find_spec("xdist") is not None:
 
     def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-        """``-n N`` (``--dist load``): every Ray test in one work unit, the rest one unit per test."""
+        """``-n N`` (``--dist load``): each Ray group one work unit, the other tests one unit each."""
         if config.getvalue("dist") != "load":
             return None
         from xdist.scheduler import LoadScopeScheduling
 
-        class RayInOneWorker(LoadScopeScheduling):
+        class RayInTwoGroups(LoadScopeScheduling):
             ray: set[str] | None = None
 
             def _split_scope(self, nodeid: str) -> str:
                 if self.ray is None:  # the workers wrote their lists before reporting their collection
                     found = sorted(_RAY_TESTS_FILE.parent.glob(f"{_RAY_TESTS_FILE.name}.*"))
                     self.ray = set(found[0].read_text().splitlines()) if found else set()
-                return "ray" if nodeid in self.ray else nodeid
+                return ray_group(nodeid) if nodeid in self.ray else nodeid
 
-        return RayInOneWorker(config, log)
+        # The largest units go out first (--loadscope-reorder, the default): one Ray group to each worker.
+        return RayInTwoGroups(config, log)
 
 
 @pytest.fixture

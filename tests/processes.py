@@ -73,6 +73,7 @@ def resume_to_the_end(experiment: Path, trials: int, epochs: int) -> dict[str, l
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     results = pd.read_csv(experiment / "results.csv")
-    assert len(results) == trials and results["trial_id"].is_unique
-    assert set(results["status"]) == {"TERMINATED"} and (results["epochs"] == epochs).all()
+    table = results[["trial_id", "status", "epochs"]].to_string() + "\n" + resumed.stdout + resumed.stderr
+    assert len(results) == trials and results["trial_id"].is_unique, table
+    assert set(results["status"]) == {"TERMINATED"} and (results["epochs"] == epochs).all(), table
     return result_lines(experiment)

@@ -58,6 +58,15 @@ def test_a_second_signal_exits_at_once_while_the_reports_are_still_being_written
     assert "SIGTERM again: exiting at once" in proc.stdout.read()
 
 
+def test_it_exits_when_its_output_is_a_pipe_nobody_reads_any_more(tmp_path):
+    """A dead supervisor's pipe, a closed terminal: the messages fail, the exit must not."""
+    proc = start(tmp_path, "out.write_text(name); print('reports written', flush=True)")
+    proc.stdout.close()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 143
+    assert (tmp_path / "out.txt").read_text() == "SIGTERM"
+
+
 def test_the_previous_handlers_come_back_after_the_block():
     before = signal.getsignal(signal.SIGTERM)
     with interrupts(lambda name: None):

@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -95,15 +96,31 @@ class Interrupts:
         try:
             self.on_signal(name)
         except BaseException as exc:  # the exit code must still say "interrupted"
-            print(f"could not write the reports: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-        _exit(code)
+            _say(f"could not write the reports: {type(exc).__name__}: {exc}")
+        finally:
+            _exit(code)
+
+
+def unfailing(echo: Callable[[str], None]) -> Callable[[str], None]:
+    """``echo`` that never raises: after a signal the output may be a pipe nobody reads any more (a dead
+    supervisor's, a closed terminal), and a message that cannot be shown must not cost the reports or the exit."""
+    def say(text: str) -> None:
+        with contextlib.suppress(OSError, ValueError):  # BrokenPipeError; a closed stream
+            echo(text)
+    return say
+
+
+def _say(text: str) -> None:
+    # An error here would end the thread before the exit below: the held main thread would keep the process forever.
+    unfailing(lambda line: print(line, file=sys.stderr, flush=True))(text)
 
 
 def _exit(code: int, message: str | None = None) -> None:
     if message:
-        print(message, file=sys.stderr, flush=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
+        _say(message)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
     if orphaned():  # what the dead supervisor would do next: stop the local Ray's processes (and this one)
         os.killpg(os.getpgrp(), signal.SIGKILL)
     os._exit(code)  # no unwinding through Ray and Tune, whose processes may be gone

@@ -339,17 +339,20 @@ class Experiment:
 
     def _interrupted(self, signal_name: str) -> None:
         """SIGTERM / SIGINT while the sweep runs (in the signal's own thread): the reports, then how to continue."""
+        from .interrupts import unfailing
+
+        echo = unfailing(self.echo)
         if watched():  # the supervisor writes the reports once this process has ended, and says how to go on
-            copy_staged(self.location, self._staging, self.echo)
+            copy_staged(self.location, self._staging, echo)
             tell("copied", storage=self.location.storage, name=self.location.name)
             return
-        self.echo(f"\n{signal_name}: writing the reports from what is on disk (a second signal exits at once)")
+        echo(f"\n{signal_name}: writing the reports from what is on disk (a second signal exits at once)")
         location = self.location
-        copy_staged(location, self._staging, self.echo)
+        copy_staged(location, self._staging, echo)
         with self._lock:
             _, paths = reports_from_disk(location, self.spec, csv_first=True)
-        self.echo(f"reports: {paths['report']}")
-        self.echo(f"interrupted; finish the sweep with: tune-app resume {location}")
+        echo(f"reports: {paths['report']}")
+        echo(f"interrupted; finish the sweep with: tune-app resume {location}")
 
     def _export_quietly(self) -> str:
         """Write best_model/ after a sweep; what happened, in one line (a sweep never fails for it)."""
