@@ -36,6 +36,7 @@ from ..errors import SpecError
 from ..report import best_trial_id, read_spec, read_trials, results_frame
 from ..training import DataBundle, TrainConfig
 from ..training.datasets import eval_preprocessing
+from ..training.ema import scored_weights
 from ..training.engine import build_data_for
 from ..training.models import output_channels, split_model_name
 from ..training.weights import EXPORTED_CONFIG, EXPORTED_WEIGHTS
@@ -108,7 +109,7 @@ def export_best_model(location: Location, trial_id: str | None = None, out: str 
     config = TrainConfig.from_dict(state["config"])
     data = _data_file(directory) or data_summary(config, build_data_for(config))
     target = Path(out) if out is not None else directory / BEST_MODEL
-    write_model(target, state["model"], config, data, {
+    write_model(target, scored_weights(state), config, data, {
         "trial_id": trial_id, "epoch": int(state["epoch"]), "metric": metric, "mode": mode,
         "metric_value": saved.metrics[metric], "params": trial.config})
     if out is None:

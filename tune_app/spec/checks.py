@@ -23,7 +23,7 @@ from ..training import METRICS
 from ..training.datasets import DataConfig, check_data
 from ..training.freeze import check_freeze_depth
 from ..training.losses import LOSSES
-from ..training.models import check_model_name, regularization_problem, stage_count_for
+from ..training.models import check_model_name, layer_decay_problem_for, regularization_problem, stage_count_for
 from ..training.regularization import KNOBS as REGULARIZATION_KNOBS
 from ..training.weights import PretrainedWeightsError, exported_config
 from .sections import ExperimentSpec, Problem, user_path
@@ -139,6 +139,17 @@ def regularization_fits_model(spec: ExperimentSpec) -> list[Problem]:
     return problems
 
 
+def layer_decay_fits_model(spec: ExperimentSpec) -> list[Problem]:
+    """``layer_decay`` only for a model whose layers timm groups (its ``group_matcher``)."""
+    if spec.space.root.get("layer_decay") is None:
+        return []
+    try:
+        problem = layer_decay_problem_for(spec.model.name, task=spec.task, encoder=spec.model.encoder)
+    except ValueError:  # a bad model name is reported at model.name already
+        return []
+    return [("search.layer_decay", problem)] if problem else []
+
+
 def objective_comparable(spec: ExperimentSpec) -> list[Problem]:
     """``val_loss`` cannot rank trials whose losses differ."""
     if spec.train.metric == "val_loss" and spec.space.is_searched("loss"):
@@ -232,8 +243,8 @@ def checkpoints_for_restores(spec: ExperimentSpec) -> list[Problem]:
 
 
 SEARCH_CHECKS: tuple[Check, ...] = (
-    knobs_set_once, losses_fit_task, freeze_depth_fits_model, regularization_fits_model, objective_comparable,
-    grid_is_finite,
+    knobs_set_once, losses_fit_task, freeze_depth_fits_model, regularization_fits_model, layer_decay_fits_model,
+    objective_comparable, grid_is_finite,
     plateau_monitors_reported, points_fit, sampler_has_continuous_parameters, pbt_can_evolve,
     hyperband_creates_all_trials, checkpoints_for_restores,
 )

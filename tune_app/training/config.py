@@ -59,6 +59,13 @@ KNOBS: dict[str, Param | dict] = {
                                                "drop_path_rate, torchvision's stochastic_depth_prob); 0 is off"),
     "dropout": fraction(high_open=True, help="dropout before the classifier (timm's drop_rate, torchvision's "
                                              "dropout); 0 is off"),
+    "layer_decay": Param(float, low=0.0, high=1.0, low_open=True,
+                         help="layer-wise lr decay: a layer n groups below the head learns at lr * layer_decay**n "
+                              "(timm models); 1 is off"),
+    "head_lr_mult": Param(float, low=1.0, help="the head's lr as a multiple of lr (the new classifier; a "
+                                               "segmentation model's decoder and head); 1 is off"),
+    "ema": fraction(high_open=True, help="decay of an exponential moving average of the weights, evaluated as "
+                                         "val_* (the raw weights as val_*_raw); 0 is off"),
     "loss": LOSSES,
     "scheduler": LR_SCHEDULES,
 }
@@ -94,6 +101,10 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     momentum: float = 0.9
+    # how fast the backbone learns next to the head (see training/param_groups.py)
+    layer_decay: float | None = None
+    head_lr_mult: float = 1.0
+    ema: float = 0.0  # decay of the weights' moving average; 0 is off (see training/ema.py)
     loss: dict[str, Any] = field(default_factory=lambda: {"name": "ce"})
     scheduler: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
     amp: str = "off"

@@ -31,6 +31,7 @@ import torch
 
 from .config import TrainConfig
 from .datasets import DEFAULT_CROP_PCT, INTERPOLATIONS, DataBundle, DataConfig, build_data
+from .ema import WeightAverage, raw_metrics
 from .faults import injected_oom
 from .freeze import freeze
 from .loading import SplitLoader
@@ -41,6 +42,7 @@ from .microbatch import accumulation, smaller_micro_batch, split
 from .model_facts import remembered
 from .models import count_parameters, create_model
 from .optimizers import create_optimizer
+from .param_groups import parameter_groups, uses_groups
 from .precise_bn import AUTO_IMAGES, needs_recompute, recompute, training_batch_norms
 from .weights import exported_normalization
 
@@ -227,11 +229,13 @@ class TrainingRun:
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model.to(self.device, memory_format=self.memory_format)
         self.trainable_params = count_parameters(self.model, trainable_only=True)
+        self.average = WeightAverage(self.model, config.ema) if config.ema else None
         self.bn_layers = training_batch_norms(self.model)
 
         # loss, optimizer, schedule
         self.criterion = create_loss(config.loss, task=config.task, num_classes=self.data.num_classes)
-        self.optimizer = create_optimizer(config.optimizer, self.model, config.lr, config.weight_decay, config.momentum)
+        self.optimizer = create_optimizer(config.optimizer, self.model, config.lr, config.weight_decay, config.momentum,
+                                          layer_decay=config.layer_decay, head_lr_mult=config.head_lr_mult)
         self.schedule = create_lr_schedule(config.scheduler, self.optimizer, ScheduleLength(config.epochs, len(self.train_loader)))
 
         # precision: autocast is either a real context or a no-op, so the loop has no branches
@@ -368,13 +372,22 @@ class TrainingRun:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.schedule.after_step()
+        if self.average is not None:
+            self.average.update(self.model)
         return loss_sum
 
-    @torch.inference_mode()
     def evaluate(self, max_steps: int | None = None) -> dict[str, float]:
-        """Loss and metrics on the validation set (or its first ``max_steps`` batches)."""
+        """Loss and metrics on the validation set (or its first ``max_steps`` batches): the weights' moving
+        average's with ``ema`` on, the raw weights' then as ``val_*_raw``."""
+        raw = self._evaluate(self.model, max_steps)
+        if self.average is None:
+            return raw
+        return {**self._evaluate(self.average.module, max_steps), **raw_metrics(raw)}
+
+    @torch.inference_mode()
+    def _evaluate(self, model: torch.nn.Module, max_steps: int | None) -> dict[str, float]:
         metrics = create_metrics(self.config.task, self.data.num_classes, self.device)
-        self.model.eval()
+        model.eval()
         loss_sum = torch.zeros((), device=self.device)
         seen = 0
         for step, (images, targets) in enumerate(self.val_loader.batches(self.device, self.memory_format, reuse=True)):
@@ -382,7 +395,7 @@ class TrainingRun:
                 break
             for part_images, part_targets, _ in split(images, targets, self.micro_batch):  # the training's size fits
                 with self.autocast():
-                    logits = self.model(part_images)
+                    logits = model(part_images)
                     loss = self.criterion(logits, part_targets)
                 loss_sum += loss.float() * len(part_targets)
                 seen += len(part_targets)
@@ -399,16 +412,28 @@ class TrainingRun:
         """
         config = self.config
         ratio = config.lr / previous["lr"] if previous.get("lr") else 1.0
-        for group in self.optimizer.param_groups:
+        # Each group's own lr scale (layer decay, the head's multiple) may have been perturbed too.
+        scales = [float(g.get("lr_scale", 1.0)) for g in self.optimizer.param_groups]
+        if uses_groups(config.layer_decay, config.head_lr_mult):
+            scales = [g["lr_scale"] for g in parameter_groups(self.model, config.lr, config.weight_decay,
+                                                                layer_decay=config.layer_decay,
+                                                                head_lr_mult=config.head_lr_mult)]
+        ratios = [ratio * new / float(group.get("lr_scale", 1.0))
+                  for new, group in zip(scales, self.optimizer.param_groups, strict=True)]
+        for group, group_ratio, scale in zip(self.optimizer.param_groups, ratios, scales, strict=True):
             for key in ("lr", "initial_lr", "max_lr", "min_lr"):
                 if key in group:
-                    group[key] *= ratio
+                    group[key] *= group_ratio
+            if "lr_scale" in group:
+                group["lr_scale"] = scale
             if group.get("weight_decay"):  # groups without decay (biases, norms) keep none
                 group["weight_decay"] = config.weight_decay
             if "momentum" in group:
                 group["momentum"] = config.momentum
-        if ratio != 1.0:
-            self.schedule.scale_lr(ratio)
+        if any(r != 1.0 for r in ratios):
+            self.schedule.scale_lr(ratios)
+        if self.average is not None:
+            self.average.decay = config.ema
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue this run; loadable with ``weights_only=True``."""
@@ -421,6 +446,7 @@ class TrainingRun:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict(),
+            "ema": self.average.state_dict() if self.average is not None else None,
             "rng": {
                 "python": random.getstate(),
                 "numpy": (np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]),
@@ -437,6 +463,11 @@ class TrainingRun:
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
+        if self.average is not None:
+            if state.get("ema"):
+                self.average.load_state_dict(state["ema"])
+            else:
+                self.average.restart_from(self.model)
         rng = state["rng"]
         random.setstate(rng["python"])
         name, keys, *rest = rng["numpy"]

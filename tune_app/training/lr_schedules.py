@@ -42,7 +42,7 @@ Example:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,20 +137,24 @@ class LRSchedule:
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state)
 
-    def scale_lr(self, ratio: float) -> None:
+    def scale_lr(self, ratio: float | Sequence[float]) -> None:
         """Rescale every absolute lr the schedulers hold, keeping the schedule's shape.
 
-        For PBT, which restarts a trial from another's checkpoint with a perturbed lr.
+        For PBT, which restarts a trial from another's checkpoint with a perturbed lr;
+        ``ratio`` is one number, or one per parameter group (their lr scales perturbed too).
         The optimizer's groups (``lr``, ``initial_lr``, OneCycle's ``max_lr``/``min_lr``)
         are the caller's to scale.
         """
+        ratios = list(ratio) if isinstance(ratio, Sequence) else None
         for scheduler in self.schedulers():
             for name in ("base_lrs", "max_lrs", "min_lrs", "_last_lr"):
-                if isinstance(getattr(scheduler, name, None), list):
-                    setattr(scheduler, name, [value * ratio for value in getattr(scheduler, name)])
-            for name in ("eta_min", "default_min_lr"):
+                values = getattr(scheduler, name, None)
+                if isinstance(values, list):
+                    each = ratios or [ratio] * len(values)
+                    setattr(scheduler, name, [value * r for value, r in zip(values, each, strict=True)])
+            for name in ("eta_min", "default_min_lr"):  # one floor for every group: the first group's ratio
                 if isinstance(getattr(scheduler, name, None), (int, float)):
-                    setattr(scheduler, name, getattr(scheduler, name) * ratio)
+                    setattr(scheduler, name, getattr(scheduler, name) * (ratios[0] if ratios else ratio))
 
     def schedulers(self) -> list[Any]:
         """Every scheduler object in this schedule, outermost first, nested members included."""
@@ -601,6 +605,8 @@ def _warmup(optimizer: Optimizer, iters: int, start_factor: float) -> lrs.Linear
 
 
 def current_lr(optimizer: Optimizer) -> float:
-    """The learning rate of the first parameter group."""
-    lr = optimizer.param_groups[0]["lr"]
-    return float(lr.item() if isinstance(lr, torch.Tensor) else lr)
+    """The schedule's learning rate now: the first parameter group's, over its ``lr_scale`` (layer decay, the
+    head's multiple) when it has one."""
+    group = optimizer.param_groups[0]
+    lr = group["lr"]
+    return float(lr.item() if isinstance(lr, torch.Tensor) else lr) / float(group.get("lr_scale", 1.0))

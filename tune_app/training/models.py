@@ -41,6 +41,7 @@ from ..schema import did_you_mean_any, unknown_name
 from .freeze import stage_count, stage_plan
 from .meta import build_light
 from .model_facts import remembered
+from .param_groups import layer_decay_problem
 from .regularization import PROBE, constructor_arguments, reaches, refusal
 from .tasks import TASKS
 from .tv_segmentation import TorchvisionSegmentation
@@ -451,6 +452,13 @@ def regularization_problem(name: str, knob: str, *, task: str = "classification"
     except (TypeError, ValueError):
         return refusal(name, knob)
     return None if reaches(model, knob) else refusal(name, knob)
+
+
+@remembered("layer_decay_problem_for")
+def layer_decay_problem_for(name: str, *, task: str = "classification", encoder: str | None = None) -> str | None:
+    """Why model ``name`` cannot take ``layer_decay``, or None when it can (built on the meta device)."""
+    check_model_name(name, task=task, encoder=encoder)
+    return layer_decay_problem(_skeleton(name, task, encoder), name)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from ..schema import Param, check_options, fraction, positive, unknown_name
+from .param_groups import parameter_groups, uses_groups
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,13 @@ def optimizer_options(config: str | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def create_optimizer(config: str | Mapping[str, Any], model: nn.Module, lr: float, weight_decay: float = 0.0,
-                     momentum: float = 0.9) -> Optimizer:
-    """Build the optimizer ``config`` names over the trainable parameters of ``model``."""
+                     momentum: float = 0.9, *, layer_decay: float | None = None,
+                     head_lr_mult: float = 1.0) -> Optimizer:
+    """Build the optimizer ``config`` names over the trainable parameters of ``model``.
+
+    ``layer_decay`` and ``head_lr_mult`` give groups of parameters their own lr
+    (:mod:`~tune_app.training.param_groups`).
+    """
     from timm.optim import create_optimizer_v2
 
     kwargs = optimizer_options(config)
@@ -98,4 +104,7 @@ def create_optimizer(config: str | Mapping[str, Any], model: nn.Module, lr: floa
         kwargs["betas"] = tuple(kwargs["betas"])
     if info.uses_momentum:
         kwargs["momentum"] = momentum
+    if uses_groups(layer_decay, head_lr_mult):
+        groups = parameter_groups(model, lr, weight_decay, layer_decay=layer_decay, head_lr_mult=head_lr_mult)
+        return create_optimizer_v2(groups, opt=info.timm_name, lr=lr, weight_decay=weight_decay, **kwargs)
     return create_optimizer_v2(model, opt=info.timm_name, lr=lr, weight_decay=weight_decay, **kwargs)
