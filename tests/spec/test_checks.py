@@ -97,6 +97,13 @@ def test_regularization_off_or_on_a_model_that_has_it_passes():
                                                               "dropout": {"choice": [0.0]}})) == []
 
 
+def test_layer_decay_on_a_timm_model_or_off_passes():
+    search = TINY_SPEC["search"]
+    assert checks.layer_decay_fits_model(spec_with(search={**search, "layer_decay": {"uniform": [0.6, 1.0]}})) == []
+    assert checks.layer_decay_fits_model(spec_with(model={"name": "torchvision/resnet18"},  # 1 is off
+                                                   search={**search, "layer_decay": 1.0})) == []
+
+
 def test_losses_fit_task_reports_a_loss_of_the_other_task(monkeypatch):
     from tune_app.training import losses
 

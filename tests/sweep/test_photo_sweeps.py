@@ -53,7 +53,8 @@ def test_a_segmentation_sweep_on_a_photo_folder(tmp_path):
     root = write_sample_photos(tmp_path / "photos", count=24, size=(160, 120), task="segmentation")
     result = search(tmp_path, root, "task=segmentation", "model.name=smp/Unet", "model.encoder=test_resnet",
                     "train.metric=val_dice", "train.epochs=1", "tune.num_samples=2", "search.loss={choice: [dice, ce]}",
-                    "data.scale=[0.5, 1.0]")
+                    "data.scale=[0.5, 1.0]", "search.layer_decay=1.0",  # an smp model has no layer groups
+                    "search.scheduler=cosine")  # the template warms up for an epoch: this trial has one
     assert result.returncode == 0, result.stderr[-3000:]
     results = pd.read_csv(tmp_path / "runs" / "p" / "results.csv")
     assert len(results) == 2 and set(results["status"]) == {"TERMINATED"}

@@ -76,6 +76,8 @@ def test_a_model_without_layer_groups_is_named_in_the_refusal():
     assert "smp/Unet has no layer groups" in layer_decay_problem_for("smp/Unet", task=SEG, encoder="test_resnet")
     with pytest.raises(ValueError, match="no layer groups"):
         create_optimizer("adamw", create_model("torchvision/resnet18", 3), lr=0.01, layer_decay=0.7)
+    off = create_optimizer("adamw", create_model("torchvision/resnet18", 3), lr=0.01, layer_decay=1.0)
+    assert {g["lr"] for g in off.param_groups} == {0.01}  # 1 is off, for every model
 
 
 @pytest.mark.slow  # trains an epoch

@@ -140,8 +140,10 @@ def regularization_fits_model(spec: ExperimentSpec) -> list[Problem]:
 
 
 def layer_decay_fits_model(spec: ExperimentSpec) -> list[Problem]:
-    """``layer_decay`` only for a model whose layers timm groups (its ``group_matcher``)."""
-    if spec.space.root.get("layer_decay") is None:
+    """``layer_decay`` below 1 (off) only for a model whose layers timm groups (its ``group_matcher``)."""
+    node = spec.space.root.get("layer_decay")
+    if node is None or (isinstance(node, (Fixed, Categorical))
+                        and all(v == 1.0 for _, v in _fixed_and_chosen(spec.space, "layer_decay"))):
         return []
     try:
         problem = layer_decay_problem_for(spec.model.name, task=spec.task, encoder=spec.model.encoder)

@@ -58,6 +58,8 @@ def parameter_groups(model: nn.Module, lr: float, weight_decay: float, *, layer_
     from timm.optim import param_groups_layer_decay, param_groups_weight_decay
 
     no_decay = model.no_weight_decay() if hasattr(model, "no_weight_decay") else ()
+    if layer_decay == 1.0 and not hasattr(model, "group_matcher"):
+        layer_decay = None  # 1 is off: every model takes it (with layer groups, PBT may move it off 1)
     if layer_decay is not None:
         problem = layer_decay_problem(model, type(model).__name__)
         if problem:
