@@ -50,6 +50,10 @@ def test_each_check_has_a_name_and_a_docstring():
     (checks.layer_decay_fits_model, {"model": {"name": "torchvision/resnet18"},
                                      "search": {**TINY_SPEC["search"], "layer_decay": {"uniform": [0.6, 0.9]}}},
      "search.layer_decay", "torchvision/resnet18 has no layer groups for layer-wise lr decay"),
+    (checks.warmup_fits_the_budget, {"train": {"epochs": 2},
+                                     "search": {**TINY_SPEC["search"], "scheduler": {"choice": [
+                                         "step", {"name": "cosine", "warmup_epochs": {"int": [0, 2]}}]}}},
+     "search.scheduler.choice[1].warmup_epochs", "warmup_epochs 2 leaves none of a trial's 2 epochs"),
     (checks.objective_comparable, {"train": {"metric": "val_loss"}}, "train.metric", "val_loss cannot rank"),
     (checks.grid_is_finite, {"tune": {"search_alg": "grid"}}, "search.lr", "a loguniform range has no grid"),
     (checks.points_fit, {"tune": {"points_to_evaluate": [{"lr": 1.0}]}}, "tune.points_to_evaluate[0].lr",

@@ -182,6 +182,15 @@ def plateau_monitors_reported(spec: ExperimentSpec) -> list[Problem]:
             if monitor not in metrics]
 
 
+def warmup_fits_the_budget(spec: ExperimentSpec) -> list[Problem]:
+    """An LR schedule's ``warmup_epochs`` leave some of a trial's ``train.epochs`` to the schedule."""
+    epochs = spec.train.epochs
+    return [(path, f"warmup_epochs {warmup} leaves none of a trial's {epochs} epochs (train.epochs) to the "
+                   f"schedule: use warmup_epochs < {epochs}, or more epochs")
+            for path, warmup in _option_values(spec.space, "scheduler", None, "warmup_epochs")
+            if isinstance(warmup, int) and warmup >= epochs]
+
+
 def points_fit(spec: ExperimentSpec) -> list[Problem]:
     """``points_to_evaluate`` lie in the space and fit in the trial count."""
     tune = spec.tune
@@ -247,7 +256,7 @@ def checkpoints_for_restores(spec: ExperimentSpec) -> list[Problem]:
 SEARCH_CHECKS: tuple[Check, ...] = (
     knobs_set_once, losses_fit_task, freeze_depth_fits_model, regularization_fits_model, layer_decay_fits_model,
     objective_comparable, grid_is_finite,
-    plateau_monitors_reported, points_fit, sampler_has_continuous_parameters, pbt_can_evolve,
+    plateau_monitors_reported, warmup_fits_the_budget, points_fit, sampler_has_continuous_parameters, pbt_can_evolve,
     hyperband_creates_all_trials, checkpoints_for_restores,
 )
 
@@ -270,15 +279,18 @@ def _fixed_and_chosen(space: SearchSpace, knob: str) -> list[tuple[str, Any]]:
     return []
 
 
-def _option_values(space: SearchSpace, knob: str, option: str, param: str) -> list[tuple[str, Any]]:
-    """Values parameter ``param`` of family option ``option`` (e.g. plateau's monitor) can take."""
+def _option_values(space: SearchSpace, knob: str, option: str | None, param: str) -> list[tuple[str, Any]]:
+    """Values parameter ``param`` of family option ``option`` (e.g. plateau's monitor; None: every option) can
+    take; an integer range gives its highest."""
     node = space.root.get(knob)
     found = []
     for i, opt in enumerate(node.options if isinstance(node, Conditional) else ()):
-        child = dict(opt.params).get(param) if opt.name == option else None
+        child = dict(opt.params).get(param) if option in (None, opt.name) else None
         where = f"search.{knob}" + (f".choice[{i}]" if len(node.options) > 1 else "") + f".{param}"
         if isinstance(child, Fixed):
             found.append((where, child.value))
         elif isinstance(child, Categorical):
             found += [(where, v) for v in child.values]
+        elif isinstance(child, IntRange):
+            found.append((where, child.high))
     return found
