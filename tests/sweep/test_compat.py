@@ -257,3 +257,18 @@ def test_a_running_optuna_trial_is_found_again_by_its_id():
     again.report(0.5, 1)
     study.tell(again, 0.7)
     assert [(t.state.name, t.value, t.intermediate_values) for t in study.trials] == [("COMPLETE", 0.7, {1: 0.5})]
+
+
+def test_a_trial_can_be_restored_from_a_checkpoint_that_is_gone_while_its_trial_directory_is_not(tmp_path):
+    """Ray's own check would fail the trial; restorable_state then takes its newest surviving checkpoint."""
+    import pyarrow.fs
+    from ray.tune.trainable import trainable as module
+
+    from tune_app.sweep import trainable  # noqa: F401  (importing it, as each trial's process does, applies it)
+
+    fs = pyarrow.fs.LocalFileSystem()
+    trial = tmp_path / "train_trial_1"
+    (trial / "checkpoint_000001").mkdir(parents=True)
+    assert module._exists_at_fs_path(fs, str(trial / "checkpoint_000001"))
+    assert module._exists_at_fs_path(fs, str(trial / "checkpoint_000002"))  # deleted; the trial is there
+    assert not module._exists_at_fs_path(fs, str(tmp_path / "gone_trial" / "checkpoint_000001"))

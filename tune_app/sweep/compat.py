@@ -245,6 +245,30 @@ def search_state_moved_to(directory: Path) -> None:
 
 
 # ------------------------------------------------------------------ storage
+def restores_from_a_missing_checkpoint() -> None:
+    """Let a trial be restored from a checkpoint directory that is gone, when its trial directory is not.
+
+    A job stopped at the wrong moment (every process signalled, the driver killed between two
+    saves of its state) leaves Ray's state naming a checkpoint that is no longer on disk.
+    The trainable then continues from the trial's newest surviving checkpoint
+    (:func:`~tune_app.experiment.checkpoints.restorable_state`), but Ray 2.60's
+    ``Trainable.restore`` checks the named directory first (``_exists_at_fs_path``) and fails
+    the trial, three times, then for good. Called in each trial's process (on import of the
+    trainable): that check also accepts a checkpoint whose trial directory exists.
+    """
+    from ray.tune.trainable import trainable as module
+
+    check = module._exists_at_fs_path
+    if getattr(check, "tune_app", False):
+        return
+
+    def exists_or_its_trial_does(fs: Any, path: str) -> bool:
+        return check(fs, path) or check(fs, str(path).rstrip("/").rpartition("/")[0])
+
+    exists_or_its_trial_does.tune_app = True  # type: ignore[attr-defined]
+    module._exists_at_fs_path = exists_or_its_trial_does
+
+
 def staging_root() -> Path | None:
     """Ray's local folder of this session's staged experiment files; None where this Ray has none.
 

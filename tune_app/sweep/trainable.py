@@ -36,6 +36,8 @@ from ..trial_result import (
 )
 from . import compat
 
+compat.restores_from_a_missing_checkpoint()  # a state naming a deleted checkpoint: see restorable_state
+
 
 def train_trial(
     config: dict[str, Any],
