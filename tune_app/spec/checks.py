@@ -126,10 +126,8 @@ def regularization_fits_model(spec: ExperimentSpec) -> list[Problem]:
     """``drop_path`` and ``dropout`` above 0 only for a model that has a layer they reach."""
     problems = []
     for knob in REGULARIZATION_KNOBS:
-        node = spec.space.root.get(knob)
-        if node is None or (isinstance(node, (Fixed, Categorical)) and not any(v for _, v in
-                                                                                   _fixed_and_chosen(spec.space, knob))):
-            continue  # not set, or only 0 (off)
+        if not _can_be_on(spec.space, knob, off=0.0):
+            continue
         try:
             problem = regularization_problem(spec.model.name, knob, task=spec.task, encoder=spec.model.encoder)
         except ValueError:  # a bad model name is reported at model.name already
@@ -141,9 +139,7 @@ def regularization_fits_model(spec: ExperimentSpec) -> list[Problem]:
 
 def layer_decay_fits_model(spec: ExperimentSpec) -> list[Problem]:
     """``layer_decay`` below 1 (off) only for a model whose layers timm groups (its ``group_matcher``)."""
-    node = spec.space.root.get("layer_decay")
-    if node is None or (isinstance(node, (Fixed, Categorical))
-                        and all(v == 1.0 for _, v in _fixed_and_chosen(spec.space, "layer_decay"))):
+    if not _can_be_on(spec.space, "layer_decay", off=1.0):
         return []
     try:
         problem = layer_decay_problem_for(spec.model.name, task=spec.task, encoder=spec.model.encoder)
@@ -277,6 +273,13 @@ def _fixed_and_chosen(space: SearchSpace, knob: str) -> list[tuple[str, Any]]:
     if isinstance(node, Conditional):
         return [(path, option.name) for option in node.options]
     return []
+
+
+def _can_be_on(space: SearchSpace, knob: str, off: float) -> bool:
+    """Whether the search can give ``knob`` a value other than ``off`` (it is set, and not only to off)."""
+    node = space.root.get(knob)
+    return node is not None and not (isinstance(node, (Fixed, Categorical))
+                                     and all(v == off for _, v in _fixed_and_chosen(space, knob)))
 
 
 def _option_values(space: SearchSpace, knob: str, option: str | None, param: str) -> list[tuple[str, Any]]:

@@ -4,8 +4,9 @@ timm's :class:`~timm.utils.ModelEmaV3` keeps the average (parameters and BatchNo
 statistics) after every optimizer step. Its warmup is on: the decay at step t is
 ``min(ema, 1 - t ** -2/3)``, so the average of a short trial (one an early-stopping
 scheduler ends after an epoch) follows the training instead of staying at the initial
-weights: the first step's average is the weights themselves (as in timm's ``train.py``). With ``ema`` on, a trial's ``val_*`` metrics are the average's and ``val_*_raw``
-the raw weights'; the checkpoint keeps both, and ``best_model/`` the scored ones.
+weights: the first step's average is the weights themselves (as in timm's ``train.py``).
+With ``ema`` on, a trial's ``val_*`` metrics are the average's and ``val_*_raw`` the raw
+weights'; the checkpoint keeps both, and ``best_model/`` the scored ones.
 
 Example:
     >>> from torch import nn

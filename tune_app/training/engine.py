@@ -413,13 +413,13 @@ class TrainingRun:
         config = self.config
         ratio = config.lr / previous["lr"] if previous.get("lr") else 1.0
         # Each group's own lr scale (layer decay, the head's multiple) may have been perturbed too.
-        scales = [float(g.get("lr_scale", 1.0)) for g in self.optimizer.param_groups]
+        old = [float(g.get("lr_scale", 1.0)) for g in self.optimizer.param_groups]
+        scales = old
         if uses_groups(config.layer_decay, config.head_lr_mult):
             scales = [g["lr_scale"] for g in parameter_groups(self.model, config.lr, config.weight_decay,
                                                                 layer_decay=config.layer_decay,
                                                                 head_lr_mult=config.head_lr_mult)]
-        ratios = [ratio * new / float(group.get("lr_scale", 1.0))
-                  for new, group in zip(scales, self.optimizer.param_groups, strict=True)]
+        ratios = [ratio * new / before for new, before in zip(scales, old, strict=True)]
         for group, group_ratio, scale in zip(self.optimizer.param_groups, ratios, scales, strict=True):
             for key in ("lr", "initial_lr", "max_lr", "min_lr"):
                 if key in group:

@@ -6,7 +6,8 @@ Two knobs give each group an ``lr_scale``, its learning rate as a multiple of th
   grouped as timm's own optimizer factory groups them for ``layer_decay`` (the model's
   ``group_matcher``); a layer n groups below the head learns at ``lr * d**n``.
 - ``head_lr_mult`` m: the head (the new classifier; a segmentation model's decoder and head,
-  as :mod:`~tune_app.training.freeze` names them) learns at ``m`` times the layer below it.
+  as :mod:`~tune_app.training.freeze` names them) learns at ``m`` times its lr (with layer
+  decay the head is the top group, at ``lr``: it then learns at ``m * lr``).
 
 timm's schedulers read ``lr_scale``, torch's do not: each group's ``lr`` is set to
 ``lr * lr_scale`` before the LR schedule is built, and every torch schedule keeps the
@@ -19,20 +20,15 @@ Example:
     >>> groups = parameter_groups(model, lr=0.01, weight_decay=0.05, layer_decay=0.5, head_lr_mult=10)
     >>> sorted({g["lr_scale"] for g in groups})
     [0.03125, 0.0625, 0.125, 0.25, 0.5, 10.0]
-    >>> base_lr({"lr": 0.1, "lr_scale": 10.0})
-    0.01
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from torch import nn
 
 from .freeze import stage_plan
-
-KNOBS = ("layer_decay", "head_lr_mult")
 
 
 def layer_decay_problem(model: nn.Module, name: str) -> str | None:
@@ -78,7 +74,3 @@ def parameter_groups(model: nn.Module, lr: float, weight_decay: float, *, layer_
                 split.append({**group, "params": params, "lr_scale": group_scale, "lr": lr * group_scale})
     return split
 
-
-def base_lr(group: Mapping[str, Any]) -> float:
-    """The searched-lr equivalent of a group's current lr (what a schedule does to ``lr`` itself)."""
-    return float(group["lr"]) / float(group.get("lr_scale", 1.0))
