@@ -53,3 +53,10 @@ def test_train_runs_each_scheduler_family(tmp_path, capsys, task, scheduler):
     else:
         out = train(tmp_path, capsys, TASKS[task], "scheduler", scheduler)
     assert "lr " in out
+
+
+def test_train_runs_the_fine_tuning_knobs_together(tmp_path, capsys):
+    knobs = {"freeze_depth": 2, "unfreeze_epoch": 1, "layer_decay": 0.8, "head_lr_mult": 5.0, "drop_path": 0.1,
+             "ema": 0.9, "mixup": 0.8, "cutmix": 1.0, "mixup_mode": "elem", "mixup_switch_prob": 0.3}
+    out = train(tmp_path, capsys, {**DIGITS, "search": {**DIGITS["search"], **knobs}}, "loss", "focal")
+    assert all("val_acc_raw" in line for line in out.splitlines() if line.startswith("epoch "))  # ema on

@@ -50,6 +50,13 @@ def test_each_check_has_a_name_and_a_docstring():
     (checks.layer_decay_fits_model, {"model": {"name": "torchvision/resnet18"},
                                      "search": {**TINY_SPEC["search"], "layer_decay": {"uniform": [0.6, 0.9]}}},
      "search.layer_decay", "torchvision/resnet18 has no layer groups for layer-wise lr decay"),
+    (checks.mixing_fits_task_and_loss, {"search": {**TINY_SPEC["search"], "loss": {"choice": ["ce", "dice"]},
+                                                   "mixup": {"uniform": [0.0, 0.8]}}},
+     "search.loss", "loss 'dice' takes no mixed labels; with mixup or cutmix use one of ce, bce, focal"),
+    (checks.mixing_fits_task_and_loss, {"task": "segmentation", "data": {"dataset": "shapes"},
+                                        "model": {"name": "smp/Unet", "encoder": "test_resnet"},
+                                        "train": {"metric": "val_dice"}, "search": {"lr": 0.01, "cutmix": 1.0}},
+     "search.cutmix", "mixup and cutmix mix class labels: classification only, not segmentation"),
     (checks.warmup_fits_the_budget, {"train": {"epochs": 2},
                                      "search": {**TINY_SPEC["search"], "scheduler": {"choice": [
                                          "step", {"name": "cosine", "warmup_epochs": {"int": [0, 2]}}]}}},
@@ -106,6 +113,13 @@ def test_layer_decay_on_a_timm_model_or_off_passes():
     assert checks.layer_decay_fits_model(spec_with(search={**search, "layer_decay": {"uniform": [0.6, 1.0]}})) == []
     assert checks.layer_decay_fits_model(spec_with(model={"name": "torchvision/resnet18"},  # 1 is off
                                                    search={**search, "layer_decay": 1.0})) == []
+
+
+def test_mixing_off_or_with_losses_that_take_mixed_labels_passes():
+    search = TINY_SPEC["search"]  # ce and focal
+    assert checks.mixing_fits_task_and_loss(spec_with(search={**search, "mixup": 0.8, "cutmix": {"choice": [0, 1]},
+                                                              "mixup_mode": "elem"})) == []
+    assert checks.mixing_fits_task_and_loss(spec_with(search={**search, "loss": "dice", "mixup": 0.0})) == []
 
 
 def test_losses_fit_task_reports_a_loss_of_the_other_task(monkeypatch):

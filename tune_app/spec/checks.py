@@ -22,7 +22,8 @@ from ..sweep.strategies import CONTINUOUS_ONLY, pbt_mutations
 from ..training import METRICS
 from ..training.datasets import DataConfig, check_data
 from ..training.freeze import check_freeze_depth
-from ..training.losses import LOSSES
+from ..training.losses import LOSSES, soft_target_losses
+from ..training.mixing import mixing_problem
 from ..training.models import check_model_name, layer_decay_problem_for, regularization_problem, stage_count_for
 from ..training.regularization import KNOBS as REGULARIZATION_KNOBS
 from ..training.weights import PretrainedWeightsError, exported_config
@@ -148,6 +149,20 @@ def layer_decay_fits_model(spec: ExperimentSpec) -> list[Problem]:
     return [("search.layer_decay", problem)] if problem else []
 
 
+def mixing_fits_task_and_loss(spec: ExperimentSpec) -> list[Problem]:
+    """``mixup`` and ``cutmix`` above 0 only for classification, with losses that take mixed labels."""
+    knobs = [k for k in ("mixup", "cutmix") if _can_be_on(spec.space, k, off=0.0)]
+    if not knobs:
+        return []
+    where = f"search.{knobs[0]}"
+    problem = mixing_problem(spec.task, "ce", soft_target_losses())
+    if problem:
+        return [(where, problem)]
+    losses = [(path, name) for path, name in _fixed_and_chosen(spec.space, "loss")] or [("search.loss", "ce")]
+    return [(path, problem) for path, name in losses
+            if (problem := mixing_problem(spec.task, name, soft_target_losses()))]
+
+
 def objective_comparable(spec: ExperimentSpec) -> list[Problem]:
     """``val_loss`` cannot rank trials whose losses differ."""
     if spec.train.metric == "val_loss" and spec.space.is_searched("loss"):
@@ -251,7 +266,7 @@ def checkpoints_for_restores(spec: ExperimentSpec) -> list[Problem]:
 
 SEARCH_CHECKS: tuple[Check, ...] = (
     knobs_set_once, losses_fit_task, freeze_depth_fits_model, regularization_fits_model, layer_decay_fits_model,
-    objective_comparable, grid_is_finite,
+    mixing_fits_task_and_loss, objective_comparable, grid_is_finite,
     plateau_monitors_reported, warmup_fits_the_budget, points_fit, sampler_has_continuous_parameters, pbt_can_evolve,
     hyperband_creates_all_trials, checkpoints_for_restores,
 )

@@ -15,6 +15,7 @@ from ..schema import Param, fraction, non_negative, one_of, positive
 from .datasets import DataConfig
 from .losses import LOSSES
 from .lr_schedules import LR_SCHEDULES
+from .mixing import MIXUP_MODES, MixingConfig
 from .optimizers import OPTIMIZERS
 from .tasks import METRICS, TASKS  # noqa: F401  (part of this module's public face)
 
@@ -55,6 +56,8 @@ KNOBS: dict[str, Param | dict] = {
     "batch_size": positive(int, help="training batch size"),
     "amp": one_of(*AMP_MODES, coerce=_amp_from_yaml, help="mixed precision"),
     "freeze_depth": FreezeDepth(),
+    "unfreeze_epoch": non_negative(int, help="epochs trained with freeze_depth (the head first), then every layer "
+                                             "trains (fastai's fine_tune); unset: freeze_depth holds throughout"),
     "drop_path": fraction(high_open=True, help="stochastic depth: the deepest block's drop-path rate (timm's "
                                                "drop_path_rate, torchvision's stochastic_depth_prob); 0 is off"),
     "dropout": fraction(high_open=True, help="dropout before the classifier (timm's drop_rate, torchvision's "
@@ -66,6 +69,13 @@ KNOBS: dict[str, Param | dict] = {
                                                "segmentation model's decoder and head); 1 is off"),
     "ema": fraction(high_open=True, help="decay of an exponential moving average of the weights, evaluated as "
                                          "val_* (the raw weights as val_*_raw); 0 is off"),
+    "mixup": non_negative(help="mixup's Beta alpha: images and labels mixed in pairs (timm's Mixup); 0 is off; "
+                               "classification, with ce, bce or focal"),
+    "cutmix": non_negative(help="cutmix's Beta alpha: a box of one image pasted into its pair, labels mixed by "
+                                "area; 0 is off"),
+    "mixup_prob": fraction(help="chance that a batch is mixed at all (default 1)"),
+    "mixup_switch_prob": fraction(help="chance of cutmix instead of mixup when both are on (default 0.5)"),
+    "mixup_mode": one_of(*MIXUP_MODES, help="one mixing draw per batch, per pair or per image (default batch)"),
     "loss": LOSSES,
     "scheduler": LR_SCHEDULES,
 }
@@ -89,6 +99,7 @@ class TrainConfig:
     pretrained: bool | str = False  # a path after the driver resolved it
     freeze_depth: int | str = 0
     freeze_bn: bool = True  # frozen BatchNorm layers stay in eval mode
+    unfreeze_epoch: int | None = None  # after this many epochs every layer trains; None: freeze_depth holds
     # regularization built into the model (None: the model's own default; see training/regularization.py)
     drop_path: float | None = None
     dropout: float | None = None
@@ -105,6 +116,12 @@ class TrainConfig:
     layer_decay: float | None = None
     head_lr_mult: float = 1.0
     ema: float = 0.0  # decay of the weights' moving average; 0 is off (see training/ema.py)
+    # mixing images and labels on the batch (see training/mixing.py); 0 is off
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    mixup_prob: float = 1.0
+    mixup_switch_prob: float = 0.5
+    mixup_mode: str = "batch"
     loss: dict[str, Any] = field(default_factory=lambda: {"name": "ce"})
     scheduler: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
     amp: str = "off"
@@ -126,6 +143,11 @@ class TrainConfig:
     def regularization(self) -> dict[str, float | None]:
         """What :func:`~tune_app.training.models.create_model` builds the model with."""
         return {"drop_path": self.drop_path, "dropout": self.dropout}
+
+    @property
+    def mixing(self) -> MixingConfig:
+        """What :class:`~tune_app.training.mixing.BatchMixing` mixes the training batches with."""
+        return MixingConfig(self.mixup, self.cutmix, self.mixup_prob, self.mixup_switch_prob, self.mixup_mode)
 
     @property
     def task(self) -> str:

@@ -33,12 +33,13 @@ from .config import TrainConfig
 from .datasets import DEFAULT_CROP_PCT, INTERPOLATIONS, DataBundle, DataConfig, build_data
 from .ema import WeightAverage, raw_metrics
 from .faults import injected_oom
-from .freeze import freeze
+from .freeze import Frozen, freeze, unfreeze
 from .loading import SplitLoader
-from .losses import create_loss
+from .losses import create_loss, soft_target_losses
 from .lr_schedules import ScheduleLength, create_lr_schedule, current_lr
 from .metrics import create_metrics
 from .microbatch import accumulation, smaller_micro_batch, split
+from .mixing import BatchMixing, mixing_problem
 from .model_facts import remembered
 from .models import count_parameters, create_model
 from .optimizers import create_optimizer
@@ -220,22 +221,36 @@ class TrainingRun:
                                         generator=self.generator, num_workers=workers, pin_memory=cuda)
         self.val_loader = SplitLoader(self.data.val, config.batch_size, num_workers=workers, pin_memory=cuda)
 
-        # model: fresh head, then freezing (before the optimizer sees the parameters)
+        # model: fresh head, then freezing
         self.model = create_model(config.model, self.data.num_classes, self.data.in_chans, config.pretrained,
                                   task=config.task, encoder=config.encoder, regularization=config.regularization)
-        if config.freeze_depth:
-            freeze(self.model, config.freeze_depth, bn_eval=config.freeze_bn)
         self.channels_last = cuda if config.channels_last is None else config.channels_last
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model.to(self.device, memory_format=self.memory_format)
+        # Layers that thaw later (unfreeze_epoch) are in the optimizer from the start: frozen, they get no
+        # gradient, so no optimizer state and no weight decay, and thawed they need no new parameter group
+        # (torch's LR schedules keep one lr per group they were built with).
+        thaws = bool(config.freeze_depth) and config.unfreeze_epoch is not None
+        if thaws:
+            self.optimizer = self._create_optimizer()
+        self.frozen: Frozen | None = None  # what is frozen now, while it is to thaw
+        if config.freeze_depth:
+            frozen = freeze(self.model, config.freeze_depth, bn_eval=config.freeze_bn)
+            self.frozen = frozen if thaws else None
+        if not thaws:
+            self.optimizer = self._create_optimizer()
         self.trainable_params = count_parameters(self.model, trainable_only=True)
         self.average = WeightAverage(self.model, config.ema) if config.ema else None
         self.bn_layers = training_batch_norms(self.model)
 
-        # loss, optimizer, schedule
+        # loss, schedule
         self.criterion = create_loss(config.loss, task=config.task, num_classes=self.data.num_classes)
-        self.optimizer = create_optimizer(config.optimizer, self.model, config.lr, config.weight_decay, config.momentum,
-                                          layer_decay=config.layer_decay, head_lr_mult=config.head_lr_mult)
+        self.mixing = None
+        if config.mixing.on:
+            problem = mixing_problem(config.task, config.loss["name"], soft_target_losses())
+            if problem:
+                raise ValueError(problem)
+            self.mixing = BatchMixing(config.mixing, self.data.num_classes)
         self.schedule = create_lr_schedule(config.scheduler, self.optimizer, ScheduleLength(config.epochs, len(self.train_loader)))
 
         # precision: autocast is either a real context or a no-op, so the loop has no branches
@@ -249,6 +264,19 @@ class TrainingRun:
         self.micro_batch = config.batch_size
         self.injected_oom = injected_oom(config.to_dict())
 
+    def _create_optimizer(self) -> torch.optim.Optimizer:
+        config = self.config
+        return create_optimizer(config.optimizer, self.model, config.lr, config.weight_decay, config.momentum,
+                                layer_decay=config.layer_decay, head_lr_mult=config.head_lr_mult)
+
+    def thaw(self) -> None:
+        """Unfreeze what ``freeze_depth`` froze (``unfreeze_epoch`` has come): every layer trains from here on."""
+        assert self.frozen is not None
+        unfreeze(self.model, self.frozen, *([self.average.module] if self.average is not None else []))
+        self.frozen = None
+        self.trainable_params = count_parameters(self.model, trainable_only=True)
+        self.bn_layers = training_batch_norms(self.model)
+
     # ------------------------------------------------------------------ loop
     def epochs(self) -> Iterator[dict[str, float]]:
         """Train the remaining epochs, yielding each epoch's metrics."""
@@ -256,6 +284,8 @@ class TrainingRun:
             yield self.run_epoch()
 
     def run_epoch(self) -> dict[str, float]:
+        if self.frozen is not None and self.epoch >= self.config.unfreeze_epoch:
+            self.thaw()
         lr = current_lr(self.optimizer)
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -337,6 +367,8 @@ class TrainingRun:
         for step, (images, targets) in enumerate(batches):
             if step == max_steps:
                 break
+            if self.mixing is not None:
+                images, targets = self.mixing(images, targets)
             loss_sum += self._train_step(images, targets, first_step=step == 0)  # on the device: no sync per step
             seen += len(targets)
         train_loss = (loss_sum / max(seen, 1)).item()
@@ -447,6 +479,7 @@ class TrainingRun:
             "scheduler": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict(),
             "ema": self.average.state_dict() if self.average is not None else None,
+            "thawed": self.config.unfreeze_epoch is not None and self.frozen is None,  # the layers' structure
             "rng": {
                 "python": random.getstate(),
                 "numpy": (np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]),
@@ -459,6 +492,8 @@ class TrainingRun:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict`; the next epoch is ``state["epoch"] + 1``."""
+        if state.get("thawed") and self.frozen is not None:  # saved after unfreeze_epoch: the same layers first
+            self.thaw()
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["scheduler"])

@@ -15,17 +15,21 @@ Stages come from the model itself:
 whole decoder (so exactly the encoder is frozen). With ``bn_eval`` the frozen BatchNorm
 layers become :class:`~torchvision.ops.FrozenBatchNorm2d` (as ``timm.utils.model.freeze``
 does), so ``model.train()`` cannot make them update their running statistics.
+:func:`unfreeze` undoes it (``unfreeze_epoch``: the head trains alone first, then every layer).
 
 Example:
     >>> from tune_app.training.models import create_model
     >>> model = create_model("timm/test_resnet", num_classes=10)
     >>> stage_count(model)
     4
-    >>> freeze(model, 2)
+    >>> frozen = freeze(model, 2)
     >>> model.layer2[0].conv1.weight.requires_grad, model.layer3[0].conv1.weight.requires_grad
     (False, True)
     >>> type(model.bn1).__name__
     'FrozenBatchNorm2d'
+    >>> unfreeze(model, frozen)
+    >>> model.layer2[0].conv1.weight.requires_grad, type(model.bn1).__name__
+    (True, 'BatchNorm2d')
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from __future__ import annotations
 import numbers
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -55,6 +59,20 @@ class StagePlan:
     stem: tuple[str, ...]
     stages: tuple[tuple[str, ...], ...]
     head: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Frozen:
+    """What :func:`freeze` froze, for :func:`unfreeze`.
+
+    Attributes:
+        params: Names of the parameters it froze.
+        batch_norms: Module name -> the BatchNorm layer a ``FrozenBatchNorm2d`` replaced
+            (kept: its parameters are the objects an optimizer built before freezing holds).
+    """
+
+    params: tuple[str, ...] = ()
+    batch_norms: dict[str, nn.Module] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------ public API
@@ -100,7 +118,7 @@ def check_freeze_depth(depth: int | str, stages: int, label: str = "the model") 
     return int(depth)
 
 
-def freeze(model: nn.Module, depth: int | str, bn_eval: bool = True, *, name: str | None = None) -> None:
+def freeze(model: nn.Module, depth: int | str, bn_eval: bool = True, *, name: str | None = None) -> Frozen:
     """Freeze the stem and the first ``depth`` stages of ``model`` in place.
 
     Args:
@@ -112,6 +130,9 @@ def freeze(model: nn.Module, depth: int | str, bn_eval: bool = True, *, name: st
             normalizing with the pretrained statistics through ``model.train()``.
         name: The model's name for error messages (default: the one ``create_model`` gave).
 
+    Returns:
+        What was frozen, for :func:`unfreeze`.
+
     Raises:
         ValueError: ``depth`` is negative, not an integer, or more than the model's stages.
     """
@@ -119,16 +140,44 @@ def freeze(model: nn.Module, depth: int | str, bn_eval: bool = True, *, name: st
     label = name or getattr(getattr(model, "tune_app_info", None), "name", None) or type(model).__name__
     depth = check_freeze_depth(depth, len(plan.stages), label)
     if depth == 0:
-        return
+        return Frozen()
     if depth == "all":
         frozen = set(_tensor_names(model)) - set(plan.head)
     else:
         frozen = set(plan.stem).union(*plan.stages[:depth])
+    params = []
     for param_name, param in model.named_parameters():
         if param_name in frozen:
             param.requires_grad_(False)
-    if bn_eval:
-        _freeze_batch_norms(model, frozen)
+            params.append(param_name)
+    return Frozen(tuple(params), _freeze_batch_norms(model, frozen) if bn_eval else {})
+
+
+def unfreeze(model: nn.Module, frozen: Frozen, *copies: nn.Module) -> None:
+    """Let every layer :func:`freeze` froze train again.
+
+    The replaced BatchNorm layers come back as the same objects, with the values their
+    frozen stand-ins hold now (a checkpoint may have been loaded since), so an optimizer
+    built over the whole model before freezing trains them from here on. ``copies`` are
+    modules of the same structure (the weights' moving average) whose frozen BatchNorm
+    layers become plain ones too.
+    """
+    from timm.utils.model import unfreeze_batch_norm_2d
+
+    for module_name, original in frozen.batch_norms.items():
+        parent_name, _, child = module_name.rpartition(".")
+        stand_in = model.get_submodule(module_name)
+        with torch.no_grad():
+            for key in ("weight", "bias", "running_mean", "running_var"):
+                getattr(original, key).copy_(getattr(stand_in, key))
+        model.get_submodule(parent_name).add_module(child, original)
+        for copy in copies:
+            frozen_copy = copy.get_submodule(module_name)
+            with torch.device(frozen_copy.weight.device):
+                copy.get_submodule(parent_name).add_module(child, unfreeze_batch_norm_2d(frozen_copy))
+    params = dict(model.named_parameters())
+    for param_name in frozen.params:
+        params[param_name].requires_grad_(True)
 
 
 # ------------------------------------------------------------------ helpers
@@ -147,9 +196,10 @@ def _plan(names: Sequence[str], stem: Iterable[str], stages: Iterable[Iterable[s
     return StagePlan(tuple(_under(names, stem)), tuple(s for s in stage_names if s), tuple(head))
 
 
-def _freeze_batch_norms(model: nn.Module, frozen: set[str]) -> None:
+def _freeze_batch_norms(model: nn.Module, frozen: set[str]) -> dict[str, nn.Module]:
     from timm.utils.model import freeze_batch_norm_2d
 
+    replaced = {}
     for module_name, module in list(model.named_modules()):
         if not isinstance(module, nn.modules.batchnorm._BatchNorm) or not (module.affine and module.track_running_stats):
             continue
@@ -158,6 +208,8 @@ def _freeze_batch_norms(model: nn.Module, frozen: set[str]) -> None:
             parent_name, _, child = module_name.rpartition(".")
             with torch.device(module.weight.device):  # timm builds the frozen copy on the default device
                 model.get_submodule(parent_name).add_module(child, freeze_batch_norm_2d(module))
+            replaced[module_name] = module
+    return replaced
 
 
 # ------------------------------------------------------------------ timm

@@ -11,6 +11,10 @@ The channel count ``C`` of the logits decides the problem, at call time:
 * ``C > 1`` is single-label multi-class: probabilities are ``softmax(logits, dim=1)``.
   Only ``bce`` reads ``C > 1`` as independent per-class sigmoids (multi-label style).
 
+``ce``, ``bce`` and ``focal`` also take soft targets, class probabilities shaped like the
+logits (float ``[B, C]``: what mixup and cutmix make, see :mod:`.mixing`); each is linear in
+the target, so a mixed target's loss is the mix of the two labels' losses.
+
 So ``num_classes`` (which counts the background) is never needed to compute a loss,
 and one loss object serves any head; :func:`create_loss` takes it to keep the factory
 signature stable. Overlap losses (``dice``, ``iou``) sum over the batch and spatial
@@ -46,6 +50,7 @@ class LossInfo:
     params: dict[str, Param] = field(default_factory=dict)
     tasks: tuple[str, ...] = TASKS
     help: str = ""
+    soft_targets: bool = False  # takes class probabilities too (mixup, cutmix)
 
 
 # ------------------------------------------------------------------ helpers
@@ -61,6 +66,11 @@ def _one_hot(target: torch.Tensor, channels: int) -> torch.Tensor:
     if channels == 1:
         return target.unsqueeze(1).float()
     return F.one_hot(target.long(), channels).movedim(-1, 1).float()
+
+
+def is_soft(logits: torch.Tensor, target: torch.Tensor) -> bool:
+    """Whether ``target`` holds class probabilities (mixup, cutmix) rather than class indices."""
+    return target.is_floating_point() and target.shape == logits.shape
 
 
 def _probabilities(logits: torch.Tensor) -> torch.Tensor:
@@ -87,12 +97,15 @@ class CrossEntropyLoss(nn.Module):
         self.label_smoothing = label_smoothing
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        _check_shapes(logits, target)
+        soft = is_soft(logits, target)
+        if not soft:
+            _check_shapes(logits, target)
         logits = logits.float()
         if logits.shape[1] == 1:
-            soft = _smoothed(_one_hot(target, 1), self.label_smoothing)
-            return F.binary_cross_entropy_with_logits(logits, soft)
-        return F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
+            soft_target = target.float() if soft else _one_hot(target, 1)
+            return F.binary_cross_entropy_with_logits(logits, _smoothed(soft_target, self.label_smoothing))
+        # Probabilities are smoothed as indices are: t * (1 - s) + s / C (timm's mixup_target with smoothing).
+        return F.cross_entropy(logits, target.float() if soft else target, label_smoothing=self.label_smoothing)
 
 
 class BCELoss(nn.Module):
@@ -110,9 +123,11 @@ class BCELoss(nn.Module):
         self.label_smoothing = label_smoothing
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        _check_shapes(logits, target)
+        given = is_soft(logits, target)
+        if not given:
+            _check_shapes(logits, target)
         logits = logits.float()
-        soft = _smoothed(_one_hot(target, logits.shape[1]), self.label_smoothing)
+        soft = _smoothed(target.float() if given else _one_hot(target, logits.shape[1]), self.label_smoothing)
         pos_weight = None if self.pos_weight is None else logits.new_tensor(self.pos_weight)
         return F.binary_cross_entropy_with_logits(logits, soft, pos_weight=pos_weight)
 
@@ -138,15 +153,20 @@ class FocalLoss(nn.Module):
         return one_minus_p_t.clamp_min(torch.finfo(torch.float32).tiny).pow(self.gamma)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        _check_shapes(logits, target)
+        soft = is_soft(logits, target)
+        if not soft:
+            _check_shapes(logits, target)
         logits = logits.float()
         if logits.shape[1] == 1:  # the same operations as torchvision, so the values agree exactly
-            y = _one_hot(target, 1)
+            y = target.float() if soft else _one_hot(target, 1)
             p = logits.sigmoid()
             bce = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
             p_t = p * y + (1 - p) * (1 - y)
             alpha_t = self.alpha * y + (1 - self.alpha) * (1 - y)
             return (alpha_t * self._modulate(1 - p_t) * bce).mean()
+        if soft:  # -alpha * sum_c t_c (1 - p_c) ** gamma log p_c: the index form for a one-hot t
+            log_p = F.log_softmax(logits, dim=1)
+            return (-self.alpha * target.float() * self._modulate(-torch.expm1(log_p)) * log_p).sum(1).mean()
         log_p_t = F.log_softmax(logits, dim=1).gather(1, target.long().unsqueeze(1))
         # -expm1(log p) is 1 - p without cancellation when p is close to 1
         return (-self.alpha * self._modulate(-torch.expm1(log_p_t)) * log_p_t).mean()
@@ -254,6 +274,7 @@ LOSSES: dict[str, LossInfo] = {
         CrossEntropyLoss,
         {"label_smoothing": fraction(high_open=True, help="probability mass spread evenly over the classes")},
         help="-mean log p_target (binary cross entropy for a one-channel head)",
+        soft_targets=True,
     ),
     "bce": LossInfo(
         BCELoss,
@@ -262,6 +283,7 @@ LOSSES: dict[str, LossInfo] = {
             "label_smoothing": fraction(high_open=True, help="each 0/1 target moves to t*(1-s) + s/2"),
         },
         help="-mean [w y log s(z) + (1 - y) log(1 - s(z))] per class, sigmoid s, one-hot y (multi-label style)",
+        soft_targets=True,
     ),
     "focal": LossInfo(
         FocalLoss,
@@ -270,6 +292,7 @@ LOSSES: dict[str, LossInfo] = {
             "gamma": non_negative(help="focusing exponent; 0 gives (weighted) cross entropy"),
         },
         help="mean alpha_t (1 - p_t)^gamma (-log p_t) per element (Lin et al., torchvision's sigmoid_focal_loss)",
+        soft_targets=True,
     ),
     "focal_bce": LossInfo(
         FocalBCELoss,
@@ -301,6 +324,11 @@ LOSSES: dict[str, LossInfo] = {
     ),
     "mse": LossInfo(MSELoss, help="mean (p - y)^2 over every element, probabilities against the one-hot target"),
 }
+
+
+def soft_target_losses() -> tuple[str, ...]:
+    """The losses that take class probabilities (mixup, cutmix)."""
+    return tuple(name for name, info in LOSSES.items() if info.soft_targets)
 
 
 def create_loss(config: dict[str, Any], task: str, num_classes: int) -> nn.Module:
