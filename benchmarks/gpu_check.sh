@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One prepared GPU check of tune-app's benchmarks (about 5 minutes on one H100; budget 8).
+# One prepared GPU check of tune-app's benchmarks (about 5.5 minutes on one H100; budget 8).
 #
 #   1. engine throughput on CUDA: timm/resnet50 at 224 px (digits resized), batch 64, amp
 #      off / bf16 / fp16, channels_last on and off, tune-app's TrainingRun against the
@@ -15,10 +15,12 @@
 #      the micro-batch reached, optimizer steps = batches, peak memory). Needs torch and timm only.
 #   5. what train.deterministic costs: resnet50 at 224 px, bf16, training images/s with it off
 #      and on (benchmarks/deterministic_cost.py --device cuda), for the README's "Trusting the answer".
+#   6. what each fine-tuning knob costs per step: resnet50 at 224 px, bf16, ema / layer_decay /
+#      head_lr_mult / mixup / cutmix each against all off (benchmarks/knob_cost.py --device cuda).
 #
 # Everything goes to $OUT (the device tool's output folder; ./benchmarks/results/gpu_check
 # when OUT is unset): engine_throughput_cuda.json, gpu_packing.json, gpu_input.json,
-# gpu_oom.json, deterministic_cost_cuda.json, gpu_check.log, nvidia-smi.txt. Any failure stops
+# gpu_oom.json, deterministic_cost_cuda.json, knob_cost_cuda.json, gpu_check.log, nvidia-smi.txt. Any failure stops
 # the script with a non-zero exit and a FAILED line.
 #
 # Ray, Optuna and pydantic are not on the GPU machine, nor scikit-learn (the digits data) and
@@ -78,6 +80,10 @@ timeout 240 python3 benchmarks/gpu_oom.py --device cuda --model timm/resnet50 --
 step "5. train.deterministic: resnet50@224 bf16, off vs on"
 timeout 180 python3 benchmarks/deterministic_cost.py --device cuda --model timm/resnet50 --size 224 --amp bf16 \
   --batch-size 64 --steps 20 --repeats 5 --out "$OUT/deterministic_cost_cuda.json"
+
+step "6. fine-tuning knobs: resnet50@224 bf16, each knob against all off"
+timeout 150 python3 benchmarks/knob_cost.py --device cuda --model timm/resnet50 --size 224 --amp bf16 \
+  --batch-size 64 --steps 10 --repeats 5 --out "$OUT/knob_cost_cuda.json"
 
 step "done"
 ls -l "$OUT"

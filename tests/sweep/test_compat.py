@@ -130,6 +130,33 @@ def test_forced_saves_are_throttled_through_ray_s_experiment_checkpoint_manager(
     assert _ExperimentCheckpointManager.sync_up_experiment_state is sync and trial_manager._delete_fs_path is delete
 
 
+def test_ray_s_uploads_into_a_local_experiment_replace_each_file_whole(tmp_path):
+    """Ray's own upload function, with the patch: each file is renamed over its destination (a new inode), so a
+    killed driver leaves the old file or the new one, never a truncated one; outside the block, Ray's copy."""
+    import pyarrow.fs
+    from ray.train._internal import storage
+
+    staging, experiment = tmp_path / "staging", tmp_path / "experiment"
+    (staging / "sub").mkdir(parents=True)
+    (staging / "search_gen_state-1.json").write_bytes(b"new state" * 1000)
+    (staging / "sub" / "result.json").write_text("{}")
+    experiment.mkdir()
+    (experiment / "search_gen_state-1.json").write_bytes(b"old")
+    inode = (experiment / "search_gen_state-1.json").stat().st_ino
+    copy = storage._pyarrow_fs_copy_files
+    with compat.whole_files_in_local_storage():
+        storage._upload_to_fs_path(str(staging), pyarrow.fs.LocalFileSystem(), str(experiment))
+    assert storage._pyarrow_fs_copy_files is copy
+    state = experiment / "search_gen_state-1.json"
+    assert state.read_bytes() == b"new state" * 1000 and state.stat().st_ino != inode
+    assert (experiment / "sub" / "result.json").read_text() == "{}"
+    assert sorted(p.name for p in experiment.rglob("*")) == ["result.json", "search_gen_state-1.json", "sub"]
+    (staging / "search_gen_state-1.json").write_bytes(b"again")
+    inode = state.stat().st_ino
+    storage._upload_to_fs_path(str(staging), pyarrow.fs.LocalFileSystem(), str(experiment))  # Ray's own copy
+    assert state.read_bytes() == b"again" and state.stat().st_ino == inode  # written in place
+
+
 def test_a_stopped_trial_is_marked_for_the_next_save_through_the_controller():
     from ray.tune.execution.tune_controller import TuneController
 

@@ -204,6 +204,56 @@ def forced_saves_within(share: float) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def whole_files_in_local_storage() -> Iterator[None]:
+    """While in the block, files Ray copies into a local experiment directory appear whole or not at all.
+
+    Ray 2.60 uploads the driver's experiment state (``experiment_state-*.json``,
+    ``search_gen_state-*.json``, the searcher's state) with pyarrow's ``copy_files``, which
+    writes each destination file in place: a driver killed in the middle of a copy (SIGKILL
+    to the whole job) left ``search_gen_state`` empty, and the resume could not unpickle it
+    (seen in CI: ``tune-app confirm`` resumed after its driver was killed). Here a copy from
+    a local path into a local directory writes each file beside its destination and renames
+    it over (``os.replace``, atomic on POSIX); remote storage (S3 and the like) stores whole
+    objects already. Patches ``ray.train._internal.storage._pyarrow_fs_copy_files`` and puts it
+    back after the block; a Ray without it is left as it is.
+    """
+    import pyarrow.fs
+    from ray.train._internal import storage
+
+    copy = getattr(storage, "_pyarrow_fs_copy_files", None)
+    if copy is None:
+        yield
+        return
+
+    def copy_whole(source: Any, destination: Any, source_filesystem: Any = None, destination_filesystem: Any = None,
+                   **kwargs: Any) -> Any:
+        if (source_filesystem is None and isinstance(destination_filesystem, pyarrow.fs.LocalFileSystem)
+                and isinstance(source, str) and os.path.exists(source)):
+            return copy_whole_files(Path(source), Path(destination))
+        return copy(source, destination, source_filesystem=source_filesystem,
+                    destination_filesystem=destination_filesystem, **kwargs)
+
+    storage._pyarrow_fs_copy_files = copy_whole
+    try:
+        yield
+    finally:
+        storage._pyarrow_fs_copy_files = copy
+
+
+def copy_whole_files(source: Path, destination: Path) -> None:
+    """Copy a file, or a directory's files into ``destination``, each through a temporary file renamed over."""
+    import shutil
+
+    pairs = [(source, destination)] if source.is_file() else [
+        (path, destination / path.relative_to(source)) for path in sorted(source.rglob("*")) if path.is_file()]
+    for path, target in pairs:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        shutil.copyfile(path, temporary)
+        os.replace(temporary, target)
+
+
 def mark_for_next_snapshot(tune_controller: Any, trial: Any) -> None:
     """Have the next save of the experiment state write ``trial`` again (its status is about to change).
 

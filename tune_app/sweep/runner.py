@@ -209,7 +209,7 @@ def _fit(tuner: Any, started: Callable[[Path | None], None] | None) -> Any:
         # Tune's SIGINT handler stops the sweep through Ray, which a signal to the whole job has already stopped.
         os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
         started(compat.staging_root())
-    with _snapshots_within_their_share():
+    with _snapshots_within_their_share(), compat.whole_files_in_local_storage():
         return tuner.fit()
 
 
