@@ -89,3 +89,19 @@ def test_without_unfreeze_epoch_the_frozen_layers_stay_out_of_the_optimizer():
     assert id(run.model.layer1[0].conv1.weight) not in optimized
     run.run_epoch()
     assert run.frozen is None and not run.model.layer1[0].conv1.weight.requires_grad
+
+
+def test_pbt_s_perturbed_layer_decay_is_adopted_before_and_after_the_switch():
+    """The optimizer holds the whole model while layers wait to thaw: the new scales are grouped the same way."""
+    config = _config(layer_decay=0.8, head_lr_mult=2.0, unfreeze_epoch=2, epochs=3)
+    run = TrainingRun(config)
+    for _ in range(2):
+        run.run_epoch()
+        saved = copy.deepcopy(run.state_dict())
+        perturbed = TrainingRun(_config(layer_decay=0.9, head_lr_mult=3.0, unfreeze_epoch=2, epochs=3))
+        perturbed.load_state_dict(saved)
+        perturbed.adopt_hyperparameters(saved["config"])
+        fresh = TrainingRun(_config(layer_decay=0.9, head_lr_mult=3.0, unfreeze_epoch=2, epochs=3))
+        assert [g["lr_scale"] for g in perturbed.optimizer.param_groups] == pytest.approx(
+            [g["lr_scale"] for g in fresh.optimizer.param_groups])
+        assert perturbed.run_epoch()["epoch"] == run.epoch + 1

@@ -37,6 +37,7 @@ from .freeze import Frozen, freeze, unfreeze
 from .loading import SplitLoader
 from .losses import create_loss, soft_target_losses
 from .lr_schedules import ScheduleLength, create_lr_schedule, current_lr
+from .meta import build_light
 from .metrics import create_metrics
 from .microbatch import accumulation, smaller_micro_batch, split
 from .mixing import BatchMixing, mixing_problem
@@ -446,11 +447,7 @@ class TrainingRun:
         ratio = config.lr / previous["lr"] if previous.get("lr") else 1.0
         # Each group's own lr scale (layer decay, the head's multiple) may have been perturbed too.
         old = [float(g.get("lr_scale", 1.0)) for g in self.optimizer.param_groups]
-        scales = old
-        if uses_groups(config.layer_decay, config.head_lr_mult):
-            scales = [g["lr_scale"] for g in parameter_groups(self.model, config.lr, config.weight_decay,
-                                                                layer_decay=config.layer_decay,
-                                                                head_lr_mult=config.head_lr_mult)]
+        scales = self._group_scales() if uses_groups(config.layer_decay, config.head_lr_mult) else old
         ratios = [ratio * new / before for new, before in zip(scales, old, strict=True)]
         for group, group_ratio, scale in zip(self.optimizer.param_groups, ratios, scales, strict=True):
             for key in ("lr", "initial_lr", "max_lr", "min_lr"):
@@ -466,6 +463,19 @@ class TrainingRun:
             self.schedule.scale_lr(ratios)
         if self.average is not None:
             self.average.decay = config.ema
+
+    def _group_scales(self) -> list[float]:
+        """Each optimizer group's lr scale under this config, grouped as the optimizer's groups were built:
+        over the whole model while layers wait to thaw (see ``__init__``), else over the trainable ones."""
+        config = self.config
+        model = self.model
+        if self.frozen is not None:  # the same architecture, whole: its structure is all that counts
+            model = build_light(lambda: create_model(config.model, self.data.num_classes, self.data.in_chans,
+                                                     task=config.task, encoder=config.encoder,
+                                                     regularization=config.regularization))
+        return [g["lr_scale"] for g in parameter_groups(model, config.lr, config.weight_decay,
+                                                        layer_decay=config.layer_decay,
+                                                        head_lr_mult=config.head_lr_mult)]
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue this run; loadable with ``weights_only=True``."""
