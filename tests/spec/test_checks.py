@@ -57,6 +57,11 @@ def test_each_check_has_a_name_and_a_docstring():
                                         "model": {"name": "smp/Unet", "encoder": "test_resnet"},
                                         "train": {"metric": "val_dice"}, "search": {"lr": 0.01, "cutmix": 1.0}},
      "search.cutmix", "mixup and cutmix mix class labels: classification only, not segmentation"),
+    (checks.augment_fits_task, {"task": "segmentation", "data": {"dataset": "shapes"},
+                                "model": {"name": "smp/Unet", "encoder": "test_resnet"},
+                                "train": {"metric": "val_dice"},
+                                "search": {"lr": 0.01, "augment": {"choice": ["none", "trivialaugment"]}}},
+     "search.augment", "augment 'trivialaugment' is for classification"),
     (checks.warmup_fits_the_budget, {"train": {"epochs": 2},
                                      "search": {**TINY_SPEC["search"], "scheduler": {"choice": [
                                          "step", {"name": "cosine", "warmup_epochs": {"int": [0, 2]}}]}}},
@@ -120,6 +125,13 @@ def test_mixing_off_or_with_losses_that_take_mixed_labels_passes():
     assert checks.mixing_fits_task_and_loss(spec_with(search={**search, "mixup": 0.8, "cutmix": {"choice": [0, 1]},
                                                               "mixup_mode": "elem"})) == []
     assert checks.mixing_fits_task_and_loss(spec_with(search={**search, "loss": "dice", "mixup": 0.0})) == []
+
+
+def test_an_unknown_augment_policy_names_the_valid_ones():
+    with pytest.raises(SpecError) as info:
+        spec_with(search={**TINY_SPEC["search"], "augment": {"name": "randaugmnt", "magnitude": 9}})
+    assert any(path.startswith("search.augment") and "randaugment" in message and "trivialaugment" in message
+               for path, message in info.value.problems), info.value.problems
 
 
 def test_losses_fit_task_reports_a_loss_of_the_other_task(monkeypatch):

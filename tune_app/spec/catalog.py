@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import SpecError
 
-TOPICS = ("knobs", "losses", "schedulers", "optimizers", "models", "datasets", "search_algs", "trial_schedulers",
+TOPICS = ("knobs", "losses", "schedulers", "optimizers", "augments", "models", "datasets", "search_algs", "trial_schedulers",
           "amp", "metrics")
 
 
@@ -23,10 +23,11 @@ def catalog(what: str, pattern: str | None = None) -> list[str]:
     """The lines that list ``what`` (one of :data:`TOPICS`); ``pattern`` filters models (``timm/resnet*``)."""
     from ..sweep.strategies import SEARCH_ALGS, TRIAL_SCHEDULERS
     from ..training import DATASETS, KNOBS, LOSSES, LR_SCHEDULES, METRICS
+    from ..training.augment_policies import AUGMENTS
     from ..training.config import AMP_MODES
     from ..training.optimizers import OPTIMIZERS
 
-    registries = {"losses": LOSSES, "schedulers": LR_SCHEDULES, "optimizers": OPTIMIZERS,
+    registries = {"losses": LOSSES, "schedulers": LR_SCHEDULES, "optimizers": OPTIMIZERS, "augments": AUGMENTS,
                   "search_algs": SEARCH_ALGS, "trial_schedulers": TRIAL_SCHEDULERS}
     if what in registries:
         return _registry_lines(registries[what])

@@ -20,6 +20,7 @@ from typing import Any
 from ..schema import unknown_name
 from ..sweep.strategies import CONTINUOUS_ONLY, pbt_mutations
 from ..training import METRICS
+from ..training.augment_policies import augment_problem
 from ..training.datasets import DataConfig, check_data
 from ..training.freeze import check_freeze_depth
 from ..training.losses import LOSSES, soft_target_losses
@@ -163,6 +164,12 @@ def mixing_fits_task_and_loss(spec: ExperimentSpec) -> list[Problem]:
             if (problem := mixing_problem(spec.task, name, soft_target_losses()))]
 
 
+def augment_fits_task(spec: ExperimentSpec) -> list[Problem]:
+    """An ``augment`` policy other than ``none`` only for classification."""
+    return [(path, problem) for path, name in _fixed_and_chosen(spec.space, "augment")
+            if (problem := augment_problem(spec.task, name))]
+
+
 def objective_comparable(spec: ExperimentSpec) -> list[Problem]:
     """``val_loss`` cannot rank trials whose losses differ."""
     if spec.train.metric == "val_loss" and spec.space.is_searched("loss"):
@@ -266,7 +273,7 @@ def checkpoints_for_restores(spec: ExperimentSpec) -> list[Problem]:
 
 SEARCH_CHECKS: tuple[Check, ...] = (
     knobs_set_once, losses_fit_task, freeze_depth_fits_model, regularization_fits_model, layer_decay_fits_model,
-    mixing_fits_task_and_loss, objective_comparable, grid_is_finite,
+    mixing_fits_task_and_loss, augment_fits_task, objective_comparable, grid_is_finite,
     plateau_monitors_reported, warmup_fits_the_budget, points_fit, sampler_has_continuous_parameters, pbt_can_evolve,
     hyperband_creates_all_trials, checkpoints_for_restores,
 )

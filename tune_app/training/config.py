@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..schema import Param, fraction, non_negative, one_of, positive
+from .augment_policies import AUGMENTS
 from .datasets import DataConfig
 from .losses import LOSSES
 from .lr_schedules import LR_SCHEDULES
@@ -76,6 +77,7 @@ KNOBS: dict[str, Param | dict] = {
     "mixup_prob": fraction(help="chance that a batch is mixed at all (default 1)"),
     "mixup_switch_prob": fraction(help="chance of cutmix instead of mixup when both are on (default 0.5)"),
     "mixup_mode": one_of(*MIXUP_MODES, help="one mixing draw per batch, per pair or per image (default batch)"),
+    "augment": AUGMENTS,
     "loss": LOSSES,
     "scheduler": LR_SCHEDULES,
 }
@@ -122,6 +124,7 @@ class TrainConfig:
     mixup_prob: float = 1.0
     mixup_switch_prob: float = 0.5
     mixup_mode: str = "batch"
+    augment: dict[str, Any] = field(default_factory=lambda: {"name": "none"})  # see training/augment_policies.py
     loss: dict[str, Any] = field(default_factory=lambda: {"name": "ce"})
     scheduler: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
     amp: str = "off"
@@ -138,6 +141,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.optimizer, str):  # a bare name, as in YAML
             object.__setattr__(self, "optimizer", {"name": self.optimizer})
+        if isinstance(self.augment, str):
+            object.__setattr__(self, "augment", {"name": self.augment})
 
     @property
     def regularization(self) -> dict[str, float | None]:

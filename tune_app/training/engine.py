@@ -15,6 +15,7 @@ CPU run ends with the same metrics as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import math
 import os
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .augment_policies import augment_problem, create_policy
 from .config import TrainConfig
 from .datasets import DEFAULT_CROP_PCT, INTERPOLATIONS, DataBundle, DataConfig, build_data
 from .ema import WeightAverage, raw_metrics
@@ -187,6 +189,17 @@ def model_pretrained_cfg(model: str, encoder: str | None = None) -> PretrainedFr
     return PretrainedFraming(tuple(cfg.mean), tuple(cfg.std), cfg.crop_pct, cfg.interpolation)
 
 
+def trial_split(split: Any, augment: dict[str, Any]) -> Any:
+    """The training split as a trial with this ``augment`` policy sees it: the shared split itself without one,
+    else a shallow copy (the same arrays) whose batch transform applies the policy."""
+    policy = create_policy(augment)
+    if policy is None:
+        return split
+    trial = copy.copy(split)
+    trial.transform = split.transform.with_policy(policy)
+    return trial
+
+
 def peak_memory_mb(device: torch.device) -> float:
     """Peak GPU memory allocated on CUDA, else the process's peak resident memory."""
     if device.type == "cuda":
@@ -217,7 +230,10 @@ class TrainingRun:
         self.generator = torch.Generator().manual_seed(config.seed)
         self.augment_generator = torch.Generator().manual_seed(config.seed + 1)
         workers = config.data.num_workers
-        self.train_loader = SplitLoader(self.data.train, config.batch_size, shuffle=True,
+        if problem := augment_problem(config.task, config.augment["name"]):
+            raise ValueError(problem)
+        self.train_split = trial_split(self.data.train, config.augment)
+        self.train_loader = SplitLoader(self.train_split, config.batch_size, shuffle=True,
                                         drop_last=len(self.data.train) > config.batch_size,  # 1 image breaks BatchNorm
                                         generator=self.generator, num_workers=workers, pin_memory=cuda)
         self.val_loader = SplitLoader(self.data.val, config.batch_size, num_workers=workers, pin_memory=cuda)
@@ -341,7 +357,7 @@ class TrainingRun:
         else:
             count = int(mode)
         seed = self.config.seed * 1_000_003 + self.epoch
-        loader = SplitLoader(self.data.train, self.config.batch_size, shuffle=True,
+        loader = SplitLoader(self.train_split, self.config.batch_size, shuffle=True,
                              drop_last=len(self.data.train) > self.config.batch_size,
                              generator=torch.Generator().manual_seed(seed), num_workers=self.config.data.num_workers,
                              pin_memory=self.device.type == "cuda")

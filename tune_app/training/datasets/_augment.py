@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -80,10 +81,14 @@ class BatchTransform:
         hflip: Flip horizontally with probability 0.5 (training).
         scale: RandomResizedCrop area range of the stored square; None: the centre crop.
         channels: Output channels; one-channel images are repeated to fill them.
+        policy: A per-image augmentation policy (``augment``, see
+            :mod:`~tune_app.training.augment_policies`), applied to training images after the
+            crop and flip, on uint8, before normalization.
     """
 
     def __init__(self, size: int, *, mean: Sequence[float], std: Sequence[float], train: bool = False,
-                 hflip: bool = False, scale: tuple[float, float] | None = None, channels: int = 3) -> None:
+                 hflip: bool = False, scale: tuple[float, float] | None = None, channels: int = 3,
+                 policy: Any = None) -> None:
         self.size = size
         self.mean = torch.tensor(mean, dtype=torch.float32)
         self.std = torch.tensor(std, dtype=torch.float32)
@@ -91,6 +96,13 @@ class BatchTransform:
         self.hflip = hflip
         self.scale = scale
         self.channels = channels
+        self.policy = policy
+
+    def with_policy(self, policy: Any) -> BatchTransform:
+        """This transform with a trial's own augmentation policy (the split's arrays stay shared)."""
+        changed = copy.copy(self)
+        changed.policy = policy
+        return changed
 
     # ---------------------------------------------------------------- draws
     def draw(self, count: int, side: int, generator: torch.Generator | None) -> tuple[Any, Any]:
@@ -120,11 +132,21 @@ class BatchTransform:
                 flips = flips.to(images.device)
                 images = torch.where(flips.view(-1, 1, 1, 1), images.flip(-1), images)
                 masks = None if masks is None else torch.where(flips.view(-1, 1, 1), masks.flip(-1), masks)
+        if self.train and self.policy is not None:
+            images = self._each_through_policy(_as_bytes(images, peak))
+            peak = 255.0
         images = images.float()
         if images.shape[1] != self.channels:
             images = images.expand(-1, self.channels, -1, -1)
         scale, shift = self._affine(peak, images.device)
         return torch.addcmul(shift.view(1, -1, 1, 1), images, scale.view(1, -1, 1, 1)), masks
+
+    def _each_through_policy(self, images: torch.Tensor) -> torch.Tensor:
+        """Every uint8 image ``[B, C, H, W]`` through the policy, each with its own draw."""
+        out = torch.empty_like(images)
+        for k in range(len(images)):
+            out[k] = self.policy(images[k])
+        return out
 
     def _resample(self, images: torch.Tensor, masks: torch.Tensor | None, boxes: torch.Tensor,
                   flips: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -160,7 +182,9 @@ class BatchTransform:
         count = len(rows)
         boxes, flips = self.draw(count, side, generator)
         peak = 255.0 if images.dtype == np.uint8 else 1.0
-        scale, shift = (v.view(-1, 1, 1) for v in self._affine(peak, torch.device("cpu")))
+        policy = self.policy if self.train else None
+        # through a policy every image becomes uint8
+        scale, shift = (v.view(-1, 1, 1) for v in self._affine(255.0 if policy else peak, torch.device("cpu")))
         shape = (self.channels, self.size, self.size)
         out = out[:count] if out is not None and len(out) >= count and out.shape[1:] == shape else torch.empty(
             count, *shape)
@@ -174,17 +198,30 @@ class BatchTransform:
             if (height, width) != (self.size, self.size):
                 crop = _resize(crop, self.size)
             flip = flips is not None and bool(flips[k])
-            # copy_ converts uint8 to float vectorized (addcmul on uint8 does not), then in place
-            out[k].copy_(crop.flip(-1) if flip else crop).mul_(scale).add_(shift)
+            crop = crop.flip(-1) if flip else crop
+            mask = None
             if out_masks is not None:
-                mask = np.asarray(masks[row, top:top + height, left:left + width])
+                found = np.asarray(masks[row, top:top + height, left:left + width])
                 if lut is not None:
-                    mask = lut[mask]
-                mask = torch.from_numpy(np.ascontiguousarray(mask))
+                    found = lut[found]
+                mask = torch.from_numpy(np.ascontiguousarray(found))
                 if (height, width) != (self.size, self.size):
                     mask = F.interpolate(mask[None, None], size=(self.size, self.size), mode="nearest-exact")[0, 0]
-                out_masks[k] = mask.flip(-1) if flip else mask
+                mask = mask.flip(-1) if flip else mask
+            if policy is not None:
+                crop = policy(_as_bytes(crop, peak))
+            # copy_ converts uint8 to float vectorized (addcmul on uint8 does not), then in place
+            out[k].copy_(crop).mul_(scale).add_(shift)
+            if out_masks is not None:
+                out_masks[k] = mask
         return out, out_masks
+
+
+def _as_bytes(images: torch.Tensor, peak: float) -> torch.Tensor:
+    """Images in [0, ``peak``] as uint8 (what the augmentation policies take); uint8 stays as it is."""
+    if images.dtype == torch.uint8:
+        return images
+    return (images.float() * (255.0 / peak)).round_().clamp_(0, 255).to(torch.uint8)
 
 
 def _resize(crop: torch.Tensor, size: int) -> torch.Tensor:
