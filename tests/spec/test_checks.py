@@ -37,6 +37,9 @@ def test_each_check_has_a_name_and_a_docstring():
     (checks.model_fits_task, {"model": {"name": "smp/Unet"}}, "model.name", "smp/Unet is a segmentation model"),
     (checks.knobs_set_once, {"search": {**TINY_SPEC["search"], "optimizer": "sgd"}}, "search.optimizer",
      "is also set at train.optimizer"),
+    (checks.knobs_set_once, {"data": {"scale": [0.5, 1.0]},
+                             "search": {**TINY_SPEC["search"], "scale": {"choice": [[0.08, 1.0], [0.35, 1.0]]}}},
+     "search.scale", "is also set at data.scale"),
     (checks.freeze_depth_fits_model, {"search": {**TINY_SPEC["search"], "freeze_depth": 9}}, "search.freeze_depth",
      "more than timm/test_resnet's 4 stages"),
     (checks.regularization_fits_model, {"model": {"name": "torchvision/resnet18"},
@@ -125,6 +128,16 @@ def test_mixing_off_or_with_losses_that_take_mixed_labels_passes():
     assert checks.mixing_fits_task_and_loss(spec_with(search={**search, "mixup": 0.8, "cutmix": {"choice": [0, 1]},
                                                               "mixup_mode": "elem"})) == []
     assert checks.mixing_fits_task_and_loss(spec_with(search={**search, "loss": "dice", "mixup": 0.0})) == []
+
+
+def test_searched_flip_and_crop_range_reach_the_trial_s_data_config():
+    spec = spec_with(search={**TINY_SPEC["search"], "hflip": {"choice": [False, True]},
+                             "scale": {"choice": [[0.08, 1.0], [0.35, 1.0]]}})
+    flat = {**spec.space.defaults(), "hflip": True, "scale": "[0.35, 1.0]"}  # Optuna's label of a list choice
+    config = spec.train_config(flat)
+    assert (config.data.hflip, config.data.scale) == (True, (0.35, 1.0))
+    with pytest.raises(SpecError, match=r"search.scale.choice\[1\]: must be \[low, high\] with 0 < low <= high"):
+        spec_with(search={**TINY_SPEC["search"], "scale": {"choice": [[0.08, 1.0], [0.9, 0.2]]}})
 
 
 def test_an_unknown_augment_policy_names_the_valid_ones():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -89,3 +90,17 @@ def test_segmentation_is_refused_with_what_to_use_instead():
                          augment={"name": "randaugment"})
     with pytest.raises(ValueError, match="augment 'randaugment' is for classification.*use augment none"):
         TrainingRun(config)
+
+
+def test_a_trial_s_searched_flip_and_crop_range_replace_the_shared_split_s_for_it_alone():
+    shared = _config(augment={"name": "none"})  # data: hflip, scale (0.5, 1.0)
+    run = TrainingRun(shared)
+    assert run.train_split is run.data.train  # as built: nothing of its own
+    searched = dataclasses.replace(shared, data=dataclasses.replace(shared.data, hflip=False, scale=(0.08, 1.0)))
+    trial = TrainingRun(searched, data=run.data)
+    transform = trial.train_split.transform
+    assert (transform.hflip, transform.scale, transform.policy) == (False, (0.08, 1.0), None)
+    assert (run.data.train.transform.hflip, run.data.train.transform.scale) == (True, (0.5, 1.0))
+    # the checkpoint's config keeps the trial's values, completed with the built framing
+    assert (trial.config.data.hflip, trial.config.data.scale) == (False, (0.08, 1.0))
+    assert trial.config.data.crop_pct == run.config.data.crop_pct is not None

@@ -32,7 +32,8 @@ from .sections import ExperimentSpec, Problem, user_path
 from .space import MAX_GRID, Categorical, Conditional, Fixed, IntRange, SearchSpace, SpaceError
 
 # Knobs that have a home outside `search:` too; setting both would be ambiguous.
-KNOB_HOMES = {"optimizer": "train.optimizer", "batch_size": "data.batch_size"}
+KNOB_HOMES = {"optimizer": "train.optimizer", "batch_size": "data.batch_size", "hflip": "data.hflip",
+              "scale": "data.scale"}
 
 Check = Callable[[ExperimentSpec], list[Problem]]
 

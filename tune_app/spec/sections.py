@@ -8,6 +8,7 @@ changed after validation is a new spec (``model_copy(update=...)``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping
@@ -325,12 +326,14 @@ class ExperimentSpec(_Section):
         """
         flat, seed = _searched(self.space.defaults() if flat is None else flat)
         knobs = self.space.nest(flat)
+        data = self.data.data_config(self.task)
+        augmentation = {name: knobs.pop(name) for name in ("hflip", "scale") if name in knobs}  # searched: data's
         base = dict(
             model=self.model.name,
             encoder=self.model.encoder,
             pretrained=self.model.pretrained,
             freeze_bn=self.model.freeze_bn,
-            data=self.data.data_config(self.task),
+            data=dataclasses.replace(data, **augmentation) if augmentation else data,
             batch_size=self.data.batch_size,
             epochs=self.train.epochs,
             optimizer=optimizer_options(self.train.optimizer),

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..schema import Param, fraction, non_negative, one_of, positive
 from .augment_policies import AUGMENTS
-from .datasets import DataConfig
+from .datasets import DataConfig, scale_problem
 from .losses import LOSSES
 from .lr_schedules import LR_SCHEDULES
 from .mixing import MIXUP_MODES, MixingConfig
@@ -49,6 +49,24 @@ class FreezeDepth:
         return "an integer >= 0, or all"
 
 
+class AreaRange:
+    """``scale``: RandomResizedCrop's area range ``[low, high]`` of training images (also ``data.scale``)."""
+
+    kind = list
+    help = "RandomResizedCrop's area range [low, high] of training images (also data.scale)"
+
+    def check(self, value: Any) -> Any:
+        if (not isinstance(value, (list, tuple)) or len(value) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+            raise ValueError(f"must be a list [low, high] of two numbers, got {value!r}")
+        if problem := scale_problem(value):
+            raise ValueError(problem)
+        return [float(v) for v in value]
+
+    def describe(self) -> str:
+        return "a list [low, high] with 0 < low <= high <= 1 (search it as a choice of ranges)"
+
+
 KNOBS: dict[str, Param | dict] = {
     "lr": positive(help="learning rate (peak lr for onecycle)"),
     "weight_decay": non_negative(help="decoupled or L2 weight decay; not applied to biases and norms"),
@@ -77,6 +95,8 @@ KNOBS: dict[str, Param | dict] = {
     "mixup_prob": fraction(help="chance that a batch is mixed at all (default 1)"),
     "mixup_switch_prob": fraction(help="chance of cutmix instead of mixup when both are on (default 0.5)"),
     "mixup_mode": one_of(*MIXUP_MODES, help="one mixing draw per batch, per pair or per image (default batch)"),
+    "hflip": Param(bool, help="random horizontal flips of training images (also data.hflip)"),
+    "scale": AreaRange(),
     "augment": AUGMENTS,
     "loss": LOSSES,
     "scheduler": LR_SCHEDULES,

@@ -95,6 +95,7 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
 
 
 COMPLETED_FIELDS = ("mean", "std", "crop_pct", "interpolation")  # what data_config may fill in
+TRIAL_FIELDS = ("hflip", "scale")  # training augmentation a trial may search: its own batch transform applies it
 
 
 def data_config(config: TrainConfig) -> DataConfig:
@@ -139,16 +140,19 @@ def with_built_data(config: TrainConfig, data: DataBundle) -> TrainConfig:
     """``config`` with the data config ``data`` was built from, if that is ``config.data`` completed.
 
     Only the fields :func:`data_config` fills may differ, and only where ``config.data``
-    leaves them unset. Data built for something else (another dataset or size, or a
+    leaves them unset, besides the training augmentation a trial searches (``TRIAL_FIELDS``,
+    which stay the trial's: see :func:`trial_split`). Data built for something else (another dataset or size, or a
     bundle made by hand, which has no config) leaves ``config`` as it is.
     """
     built = data.config
     if built is None or built == config.data:
         return config
     unset = {name: getattr(built, name) for name in COMPLETED_FIELDS if getattr(config.data, name) is None}
-    if dataclasses.replace(config.data, **unset) != built:
+    shared = {name: getattr(built, name) for name in TRIAL_FIELDS}
+    if dataclasses.replace(config.data, **unset, **shared) != built:
         return config
-    return dataclasses.replace(config, data=built)
+    return dataclasses.replace(config, data=dataclasses.replace(built, **{n: getattr(config.data, n)
+                                                                       for n in TRIAL_FIELDS}))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,14 +193,17 @@ def model_pretrained_cfg(model: str, encoder: str | None = None) -> PretrainedFr
     return PretrainedFraming(tuple(cfg.mean), tuple(cfg.std), cfg.crop_pct, cfg.interpolation)
 
 
-def trial_split(split: Any, augment: dict[str, Any]) -> Any:
-    """The training split as a trial with this ``augment`` policy sees it: the shared split itself without one,
-    else a shallow copy (the same arrays) whose batch transform applies the policy."""
-    policy = create_policy(augment)
-    if policy is None:
+def trial_split(split: Any, config: TrainConfig) -> Any:
+    """The training split as this trial sees it: the shared split itself when the trial augments as it was built
+    to, else a shallow copy (the same arrays) whose batch transform takes the trial's ``augment`` policy and its
+    searched ``hflip`` and ``scale``."""
+    policy = create_policy(config.augment)
+    transform = split.transform
+    own = {"hflip": config.data.hflip, "scale": config.data.scale}
+    if policy is None and (transform.hflip, transform.scale) == (own["hflip"], own["scale"]):
         return split
     trial = copy.copy(split)
-    trial.transform = split.transform.with_policy(policy)
+    trial.transform = transform.for_trial(policy, **own)
     return trial
 
 
@@ -232,7 +239,7 @@ class TrainingRun:
         workers = config.data.num_workers
         if problem := augment_problem(config.task, config.augment["name"]):
             raise ValueError(problem)
-        self.train_split = trial_split(self.data.train, config.augment)
+        self.train_split = trial_split(self.data.train, config)
         self.train_loader = SplitLoader(self.train_split, config.batch_size, shuffle=True,
                                         drop_last=len(self.data.train) > config.batch_size,  # 1 image breaks BatchNorm
                                         generator=self.generator, num_workers=workers, pin_memory=cuda)

@@ -98,10 +98,10 @@ class BatchTransform:
         self.channels = channels
         self.policy = policy
 
-    def with_policy(self, policy: Any) -> BatchTransform:
-        """This transform with a trial's own augmentation policy (the split's arrays stay shared)."""
+    def for_trial(self, policy: Any, *, hflip: bool, scale: tuple[float, float] | None) -> BatchTransform:
+        """This transform with a trial's own augmentation: its policy, flip and crop range."""
         changed = copy.copy(self)
-        changed.policy = policy
+        changed.policy, changed.hflip, changed.scale = policy, hflip, scale
         return changed
 
     # ---------------------------------------------------------------- draws
