@@ -233,3 +233,17 @@ def check_options(owner: str, schema: Mapping[str, ParamSchema], values: Mapping
         except ValueError as exc:
             raise OptionError(f"{owner}: {key} {exc}", key, False, str(exc)) from None
     return checked
+
+
+def named_options(config: str | Mapping[str, Any], registry: Mapping[str, OptionInfo], what: str) -> dict[str, Any]:
+    """``"adamw"`` or ``{"name": "adamw", **params}`` -> the checked ``{"name": ..., **params}`` of ``registry``.
+
+    Raises:
+        ValueError: An unknown name (``what`` says of what), or an unknown or out-of-range parameter.
+    """
+    params = {"name": config} if isinstance(config, str) else dict(config)
+    name = params.pop("name", None)
+    info = registry.get(name)  # type: ignore[arg-type]
+    if info is None:
+        raise ValueError(unknown_name(name, registry, what))
+    return {"name": name, **check_options(f"{what} {name!r}", info.params, params)}

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from ..schema import Param, check_options, one_of, unknown_name
+from ..schema import Param, named_options, one_of
 
 Policy = Callable[[torch.Tensor], torch.Tensor]
 
@@ -50,12 +50,7 @@ AUGMENTS: dict[str, AugmentInfo] = {
 
 def augment_options(config: str | Mapping[str, Any]) -> dict[str, Any]:
     """``"randaugment"`` or ``{"name": ..., **params}`` -> the checked ``{"name": ..., **params}``."""
-    params = {"name": config} if isinstance(config, str) else dict(config)
-    name = params.pop("name", None)
-    info = AUGMENTS.get(name)  # type: ignore[arg-type]
-    if info is None:
-        raise ValueError(unknown_name(name, AUGMENTS, "augment"))
-    return {"name": name, **check_options(f"augment {name!r}", info.params, params)}
+    return named_options(config, AUGMENTS, "augment")
 
 
 def augment_problem(task: str, name: str) -> str | None:

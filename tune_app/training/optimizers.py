@@ -25,7 +25,7 @@ from typing import Any
 from torch import nn
 from torch.optim import Optimizer
 
-from ..schema import Param, check_options, fraction, positive, unknown_name
+from ..schema import Param, fraction, named_options, positive
 from .param_groups import parameter_groups, uses_groups
 
 
@@ -80,12 +80,7 @@ def optimizer_options(config: str | Mapping[str, Any]) -> dict[str, Any]:
     Raises:
         ValueError: An unknown optimizer, or an unknown or out-of-range parameter.
     """
-    params = {"name": config} if isinstance(config, str) else dict(config)
-    name = params.pop("name", None)
-    info = OPTIMIZERS.get(name)  # type: ignore[arg-type]
-    if info is None:
-        raise ValueError(unknown_name(name, OPTIMIZERS, "optimizer"))
-    return {"name": name, **check_options(f"optimizer {name!r}", info.params, params)}
+    return named_options(config, OPTIMIZERS, "optimizer")
 
 
 def create_optimizer(config: str | Mapping[str, Any], model: nn.Module, lr: float, weight_decay: float = 0.0,
