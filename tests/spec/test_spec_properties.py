@@ -115,8 +115,8 @@ def options(draw: Any, registry: dict[str, Any]) -> Any:
 
 
 def knob_values(knob: str) -> st.SearchStrategy[Any]:
-    if knob in ("loss", "scheduler"):
-        registry = LOSSES if knob == "loss" else LR_SCHEDULES
+    if isinstance(KNOBS.get(knob), dict):  # a family: loss, scheduler, optimizer, augment
+        registry = KNOBS[knob]
         one = options(registry)
         family = st.builds(lambda choice, default: {"choice": choice, **default},
                            st.lists(one, max_size=3),
@@ -136,8 +136,10 @@ def strategy_values(draw: Any, registry: dict[str, Any]) -> Any:
 
 def valid_values(param: Any) -> st.SearchStrategy[Any]:
     """Values a Param accepts (so that many examples get past validation to the round trip)."""
-    if not isinstance(param, Param):  # freeze_depth, chained's schedulers: their own schemas
-        return st.one_of(st.integers(0, 4), st.just("all")) if param.kind is int else st.just(["step"])
+    if not isinstance(param, Param):  # freeze_depth, scale, chained's schedulers: their own schemas
+        if param.kind is int:
+            return st.one_of(st.integers(0, 4), st.just("all"))
+        return st.just([0.35, 1.0]) if type(param).__name__ == "AreaRange" else st.just(["step"])
     if param.choices is not None:
         return st.sampled_from(param.choices)
     if param.kind is bool:
@@ -185,8 +187,8 @@ def valid_options(draw: Any, registry: dict[str, Any]) -> Any:
 
 
 def valid_knob_values(knob: str) -> st.SearchStrategy[Any]:
-    if knob in ("loss", "scheduler"):
-        one = valid_options(LOSSES if knob == "loss" else LR_SCHEDULES)
+    if isinstance(KNOBS[knob], dict):  # a family
+        one = valid_options(KNOBS[knob])
         return st.one_of(one, st.lists(one, min_size=1, max_size=3).map(lambda choice: {"choice": choice}))
     return valid_distributions(KNOBS[knob])
 
@@ -237,7 +239,7 @@ def mutated_specs(draw: Any) -> dict[str, Any]:
                 knob = draw(st.one_of(st.sampled_from(sorted(KNOBS)), keys))
                 search[knob] = draw(knob_values(knob))
             else:
-                knob = draw(st.sampled_from(sorted(set(KNOBS) - {"optimizer", "batch_size"})))
+                knob = draw(st.sampled_from(sorted(set(KNOBS) - {"optimizer", "batch_size", "hflip", "scale"})))
                 search[knob] = draw(valid_knob_values(knob))
         else:
             tune = raw.setdefault("tune", {})
@@ -374,7 +376,7 @@ def _like(value: Any) -> st.SearchStrategy[Any]:
 LEAF_PATHS = [p for p in EXISTING_PATHS if not isinstance(_leaf(p), (dict, list))]
 plausible_items = st.one_of(
     st.sampled_from(LEAF_PATHS).flatmap(lambda p: _like(_leaf(p)).map(lambda v: f"{p}={_yaml_text(v)}")),
-    st.sampled_from(sorted(set(KNOBS) - {"optimizer", "batch_size"})).flatmap(
+    st.sampled_from(sorted(set(KNOBS) - {"optimizer", "batch_size", "hflip", "scale"})).flatmap(
         lambda k: valid_knob_values(k).map(lambda v: f"search.{k}={_yaml_text(v)}")),
 )
 override_items = st.one_of(plausible_items, plausible_items,
