@@ -23,7 +23,7 @@ from ..training import METRICS
 from ..training.augment_policies import augment_problem
 from ..training.datasets import DataConfig, check_data
 from ..training.freeze import check_freeze_depth
-from ..training.losses import LOSSES, soft_target_losses
+from ..training.losses import LOSSES
 from ..training.mixing import mixing_problem
 from ..training.models import check_model_name, layer_decay_problem_for, regularization_problem, stage_count_for
 from ..training.regularization import KNOBS as REGULARIZATION_KNOBS
@@ -156,13 +156,10 @@ def mixing_fits_task_and_loss(spec: ExperimentSpec) -> list[Problem]:
     knobs = [k for k in ("mixup", "cutmix") if _can_be_on(spec.space, k, off=0.0)]
     if not knobs:
         return []
-    where = f"search.{knobs[0]}"
-    problem = mixing_problem(spec.task, "ce", soft_target_losses())
-    if problem:
-        return [(where, problem)]
-    losses = [(path, name) for path, name in _fixed_and_chosen(spec.space, "loss")] or [("search.loss", "ce")]
-    return [(path, problem) for path, name in losses
-            if (problem := mixing_problem(spec.task, name, soft_target_losses()))]
+    if problem := mixing_problem(spec.task):
+        return [(f"search.{knobs[0]}", problem)]
+    return [(path, problem) for path, name in _fixed_and_chosen(spec.space, "loss")
+            if (problem := mixing_problem(spec.task, name))]
 
 
 def augment_fits_task(spec: ExperimentSpec) -> list[Problem]:

@@ -37,7 +37,7 @@ from .ema import WeightAverage, raw_metrics
 from .faults import injected_oom
 from .freeze import Frozen, freeze, unfreeze
 from .loading import SplitLoader
-from .losses import create_loss, soft_target_losses
+from .losses import create_loss
 from .lr_schedules import ScheduleLength, create_lr_schedule, current_lr
 from .meta import build_light
 from .metrics import create_metrics
@@ -271,7 +271,7 @@ class TrainingRun:
         self.criterion = create_loss(config.loss, task=config.task, num_classes=self.data.num_classes)
         self.mixing = None
         if config.mixing.on:
-            problem = mixing_problem(config.task, config.loss["name"], soft_target_losses())
+            problem = mixing_problem(config.task, config.loss["name"])
             if problem:
                 raise ValueError(problem)
             self.mixing = BatchMixing(config.mixing, self.data.num_classes)

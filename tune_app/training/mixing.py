@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .losses import soft_target_losses
+
 MIXUP_MODES = ("batch", "pair", "elem")
 
 
@@ -46,13 +48,13 @@ class MixingConfig:
         return (self.mixup > 0 or self.cutmix > 0) and self.prob > 0
 
 
-def mixing_problem(task: str, loss: str, soft_losses: tuple[str, ...]) -> str | None:
-    """Why a trial of ``task`` with ``loss`` cannot mix its batches, or None when it can."""
+def mixing_problem(task: str, loss: str | None = None) -> str | None:
+    """Why a trial of ``task`` (with ``loss``, if given) cannot mix its batches, or None when it can."""
     if task != "classification":
         return (f"mixup and cutmix mix class labels: classification only, not {task} (for segmentation, "
                 f"augment the images instead)")
-    if loss not in soft_losses:
-        return (f"loss {loss!r} takes no mixed labels; with mixup or cutmix use one of {', '.join(soft_losses)}")
+    if loss is not None and loss not in soft_target_losses():
+        return f"loss {loss!r} takes no mixed labels; with mixup or cutmix use one of {', '.join(soft_target_losses())}"
     return None
 
 
