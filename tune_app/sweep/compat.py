@@ -250,8 +250,12 @@ def copy_whole_files(source: Path, destination: Path) -> None:
     for path, target in pairs:
         target.parent.mkdir(parents=True, exist_ok=True)
         temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        shutil.copyfile(path, temporary)
-        os.replace(temporary, target)
+        try:
+            shutil.copyfile(path, temporary)
+            os.replace(temporary, target)
+        except BaseException:  # a full disk: the partial copy would hold its last bytes
+            temporary.unlink(missing_ok=True)
+            raise
 
 
 def mark_for_next_snapshot(tune_controller: Any, trial: Any) -> None:
